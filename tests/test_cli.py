@@ -1,0 +1,69 @@
+"""The command line and the writers: the demo end to end, Zarr and COG with CRS."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import rioxarray
+import xarray as xr
+
+import xcloudfree
+from xcloudfree.cli import main, write_result
+
+
+def test_demo_writes_everything(tmp_path, sample):
+    assert main(["demo", "--out", str(tmp_path), "--quiet", "--targets", "2"]) == 0
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["method"] == "regression"
+    assert len(report["case"]["targets"]) == 2
+    assert report["metrics"]["psnr_masked"] > 25
+    assert (tmp_path / "quicklook.png").stat().st_size > 10_000
+    ds = xr.open_zarr(tmp_path / "cloudfree.zarr", decode_coords="all", consolidated=False)
+    assert ds.rio.crs == sample.rio.crs
+    assert ds["reflectance"].dims == ("time", "band", "y", "x")
+    assert ds["reflectance"].dtype == np.float32
+    assert ds["band"].values.tolist() == sample["band"].values.tolist()
+    np.testing.assert_array_equal(ds["time"].values, sample["time"].values)
+    assert set(np.unique(ds["cloud_mask"].values)) <= {0, 1}
+
+
+def test_cog_output_keeps_crs_and_values(tmp_path, small):
+    result = xcloudfree.remove(small, method="nearest")
+    written = write_result(result, tmp_path, "cog", progress=False)
+    assert len(written) == small.sizes["time"] + 2
+    date = str(small.time.values[1])[:10]
+    back = rioxarray.open_rasterio(tmp_path / f"reflectance_{date}.tif")
+    assert back.rio.crs == small.rio.crs
+    np.testing.assert_allclose(back.rio.transform(), small.rio.transform(), atol=1e-12)
+    np.testing.assert_array_equal(back.values, result["reflectance"].isel(time=1).values)
+    mask = rioxarray.open_rasterio(tmp_path / "cloud_mask.tif")
+    np.testing.assert_array_equal(mask.values.astype(bool), result["cloud_mask"].values)
+
+
+def test_unknown_format_refused(tmp_path, small):
+    with pytest.raises(ValueError, match="zarr"):
+        write_result(xcloudfree.remove(small, method="nearest"), tmp_path, "png")
+
+
+def test_help_is_useful():
+    out = subprocess.run(
+        [sys.executable, "-m", "xcloudfree.cli", "--help"], capture_output=True, text=True
+    )
+    assert out.returncode == 0
+    assert "demo" in out.stdout and "remove" in out.stdout
+    sub = subprocess.run(
+        [sys.executable, "-m", "xcloudfree.cli", "remove", "--help"], capture_output=True, text=True
+    )
+    assert "--bbox" in sub.stdout and "--method" in sub.stdout
+
+
+def test_input_errors_exit_2_with_one_line(capsys):
+    code = main(["remove", "--bbox", "10", "40", "9", "41", "--time", "2024-01/2024-02",
+                 "--out", "/nonexistent/never"])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xcloudfree: error:") and "Traceback" not in err

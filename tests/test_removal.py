@@ -1,0 +1,94 @@
+"""remove(), the accessor and the quicklook: contract, CRS, laziness, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import xcloudfree
+from xcloudfree.errors import CubeError, ScaleError
+
+
+@pytest.mark.parametrize("method", xcloudfree.BASELINES)
+def test_remove_contract(small, method):
+    out = xcloudfree.remove(small, method=method)
+    assert set(out.data_vars) == {"reflectance", "cloud_mask", "cloud_probability", "quality"}
+    refl = out["reflectance"]
+    assert refl.dims == small.dims and refl.dtype == np.float32
+    for dim in small.dims:
+        np.testing.assert_array_equal(refl[dim].values, small[dim].values)
+    assert out.rio.crs == small.rio.crs and refl.rio.transform() == small.rio.transform()
+    assert refl.attrs == small.attrs
+    assert out["cloud_mask"].dims == ("time", "y", "x") and out["cloud_mask"].dtype == bool
+    assert out.attrs["method"] == method
+    clear = ~out["cloud_mask"].values
+    np.testing.assert_array_equal(
+        np.moveaxis(refl.values, 1, 0)[:, clear], np.moveaxis(small.values, 1, 0)[:, clear]
+    )
+
+
+def test_accessor_equals_function(small):
+    via_accessor = small.cloudfree.remove(method="interpolate", dilate=1)
+    direct = xcloudfree.remove(small, method="interpolate", dilate=1)
+    xr.testing.assert_identical(via_accessor, direct)
+    xr.testing.assert_identical(small.cloudfree.mask(), xcloudfree.cloud_mask(small))
+    xr.testing.assert_identical(
+        small.cloudfree.cloud_probability(), xcloudfree.cloud_probability(small)
+    )
+    ref = small + 0.01
+    xr.testing.assert_identical(
+        small.cloudfree.metrics(ref), xcloudfree.metrics.summary(small, ref)
+    )
+
+
+def test_user_mask_is_used(small):
+    mask = xr.zeros_like(small.isel(band=0, drop=True), dtype=bool)
+    out = xcloudfree.remove(small, method="nearest", mask=mask)
+    xr.testing.assert_identical(out["reflectance"].drop_attrs(), small.drop_attrs())
+    assert "cloud_probability" not in out
+
+
+def test_bad_user_masks(small):
+    with pytest.raises(CubeError, match="dims"):
+        xcloudfree.remove(small, "nearest", mask=small.isel(time=0, band=0) > 0.2)
+    with pytest.raises(CubeError, match="steps"):
+        xcloudfree.remove(small, "nearest", mask=small.isel(band=0, time=[0, 1]) > 0.2)
+    with pytest.raises(CubeError, match="boolean"):
+        xcloudfree.remove(small, "nearest", mask=small.isel(band=0))
+    with pytest.raises(CubeError, match="DataArray"):
+        xcloudfree.remove(small, "nearest", mask=np.zeros((6, 64, 48), bool))
+
+
+def test_unknown_method_and_hybrid_until_the_model(small):
+    with pytest.raises(ValueError, match="regression"):
+        xcloudfree.remove(small, method="magic")
+    with pytest.raises(xcloudfree.ModelUnavailableError, match="method='regression'"):
+        small.cloudfree.remove()
+    with pytest.raises(TypeError, match="model"):
+        xcloudfree.remove(small, method="median", device="cuda")
+
+
+def test_dn_input_needs_scale(small):
+    dn = (small * 10000).round().astype("uint16")
+    with pytest.raises(ScaleError):
+        xcloudfree.remove(dn, method="median")
+    out = xcloudfree.remove(dn, method="median", scale=1e-4)
+    assert out["reflectance"].dtype == np.float32
+
+
+def test_lazy_until_compute(small):
+    lazy = small.chunk({"y": 32, "x": 24})
+    out = xcloudfree.remove(lazy, method="regression")
+    assert all(v.chunks is not None for v in out.data_vars.values())
+    eager = xcloudfree.remove(small, method="regression")
+    xr.testing.assert_allclose(out.compute(), eager, atol=1e-6)
+
+
+def test_plot_quicklook(small):
+    out = xcloudfree.remove(small, method="nearest")
+    fig = small.cloudfree.plot(out, max_dates=3)
+    assert len(fig.axes) == 9
+    assert fig.axes[2].get_title() == "nearest"
+    fig = xcloudfree.plot(small, time=small.time.values[:2])
+    assert len(fig.axes) == 4

@@ -1,0 +1,53 @@
+"""Exception types raised by xcloudfree.
+
+Every error that a user can cause with bad input derives from
+:class:`XCloudFreeError`, so ``except xcloudfree.XCloudFreeError`` catches them all,
+and each message names the problem and the fix.  The cube errors also derive from
+:class:`ValueError` (or :class:`TypeError`), so code written against the standard
+exceptions keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BandError",
+    "CubeError",
+    "DTypeError",
+    "DimensionError",
+    "ScaleError",
+    "StacError",
+    "TimeError",
+    "XCloudFreeError",
+]
+
+
+class XCloudFreeError(Exception):
+    """Base class of every error raised by xcloudfree on bad input or state."""
+
+
+class CubeError(XCloudFreeError, ValueError):
+    """The input does not satisfy the cube contract (see :mod:`xcloudfree.cube`)."""
+
+
+class DimensionError(CubeError):
+    """The cube has the wrong dimensions or dimension order."""
+
+
+class BandError(CubeError):
+    """A band is missing, unknown or duplicated."""
+
+
+class ScaleError(CubeError):
+    """The values are not reflectance on a 0-1 scale (e.g. integer DN or 0-10000 floats)."""
+
+
+class DTypeError(CubeError, TypeError):
+    """The cube has a dtype that cannot hold reflectance (bool, complex, object...)."""
+
+
+class TimeError(CubeError):
+    """The ``time`` coordinate is missing, not datetime64, unsorted or duplicated."""
+
+
+class StacError(XCloudFreeError, RuntimeError):
+    """A STAC search or load failed: unreachable catalog, empty result, missing assets."""

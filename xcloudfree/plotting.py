@@ -1,0 +1,132 @@
+"""Quicklooks: true-colour before/after per date with the cloud mask overlaid."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import xarray as xr
+
+from .cube import as_cube, rgb_bands
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["plot", "rgb"]
+
+
+def rgb(cube: xr.DataArray, *, vmax: float = 0.3, gamma: float = 1.0) -> xr.DataArray:
+    """True-colour image(s) of a cube, stretched to 0-1 for display.
+
+    Parameters
+    ----------
+    cube
+        A cube, or one date of it ``(band, y, x)``.
+    vmax
+        Reflectance shown as full white (0.3 suits land surfaces).
+    gamma
+        Display gamma (1 = linear).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``(..., y, x, rgb)`` float in 0-1, NaN kept.
+
+    Examples
+    --------
+    >>> import xcloudfree
+    >>> img = rgb(xcloudfree.datasets.sample_timeseries().isel(time=3))
+    >>> img.dims, float(img.max()) <= 1
+    (('y', 'x', 'rgb'), True)
+    """
+    img = cube.sel(band=list(rgb_bands())).rename(band="rgb")
+    img = (img / vmax).clip(0, 1) ** (1.0 / gamma)
+    return img.transpose(..., "y", "x", "rgb")
+
+
+def _pick_dates(cube: xr.DataArray, mask: xr.DataArray | None, time: Any, max_dates: int):
+    if time is not None:
+        return cube.get_index("time").get_indexer(np.atleast_1d(np.asarray(time, "datetime64[ns]")))
+    n = cube.sizes["time"]
+    if mask is None or n <= max_dates:
+        return np.linspace(0, n - 1, min(n, max_dates)).round().astype(int)
+    # Show the dates where there is something to see: partly cloudy first.
+    frac = np.asarray(mask.mean(("y", "x")).values)
+    score = -np.abs(frac - 0.5)
+    return np.sort(np.argsort(score)[::-1][:max_dates])
+
+
+def plot(
+    cube: xr.DataArray,
+    result: xr.Dataset | None = None,
+    *,
+    time: Any = None,
+    max_dates: int = 4,
+    vmax: float = 0.3,
+) -> Figure:
+    """Quicklook of a cube and its cloud-free result, one row per date.
+
+    Columns: the input in true colour, the input with the cloud mask in red, and
+    (when ``result`` is given) the cloud-free result.
+
+    Parameters
+    ----------
+    cube
+        The input cube.
+    result
+        Output of :func:`xcloudfree.remove`; without it the mask is computed with
+        :func:`xcloudfree.cloud_mask`.
+    time
+        Dates to show; default: up to ``max_dates`` of the most partly cloudy.
+    max_dates
+        How many dates to show when ``time`` is not given.
+    vmax
+        Reflectance shown as white.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import xcloudfree
+    >>> cube = xcloudfree.datasets.sample_timeseries().isel(time=slice(0, 6))
+    >>> fig = plot(cube, max_dates=2)
+    >>> len(fig.axes)
+    4
+    """
+    import matplotlib.pyplot as plt
+
+    cube = as_cube(cube)
+    if result is not None:
+        mask = result["cloud_mask"]
+    else:
+        from .masking import cloud_mask
+
+        mask = cloud_mask(cube)
+    index = _pick_dates(cube, mask, time, max_dates)
+    ncols = 3 if result is not None else 2
+    fig, axes = plt.subplots(
+        len(index), ncols, figsize=(3.2 * ncols, 3.2 * len(index)), squeeze=False
+    )
+    before = rgb(cube.isel(time=index), vmax=vmax).values
+    shown_mask = np.asarray(mask.isel(time=index).values)
+    after = rgb(result["reflectance"].isel(time=index), vmax=vmax).values if result else None
+    overlay = np.zeros((*shown_mask.shape[1:], 4))
+    for row, t in enumerate(index):
+        date = str(cube["time"].values[t])[:10]
+        overlay[:] = 0
+        overlay[shown_mask[row]] = (1.0, 0.1, 0.1, 0.45)
+        panels = [(before[row], f"{date} input"), (before[row], "cloud mask")]
+        if after is not None:
+            panels.append((after[row], f"{result.attrs.get('method', 'result')}"))
+        for col, (img, title) in enumerate(panels):
+            ax = axes[row, col]
+            ax.imshow(np.nan_to_num(img))
+            if col == 1:
+                ax.imshow(overlay)
+                title = f"cloud mask ({shown_mask[row].mean():.0%})"
+            ax.set_title(title, fontsize=9)
+            ax.set_axis_off()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,164 @@
+"""``remove``: the one front door to cloud removal, whatever the method."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ._version import __version__
+from .baselines import BASELINES, fill
+from .cube import as_cube
+from .errors import CubeError, XCloudFreeError
+from .masking import cloud_mask
+
+__all__ = ["METHODS", "ModelUnavailableError", "as_mask", "remove"]
+
+#: Every accepted ``method=``; ``"hybrid"`` is the STGAN + CycleGAN model.
+METHODS: tuple[str, ...] = ("hybrid", *BASELINES)
+
+
+class ModelUnavailableError(XCloudFreeError, NotImplementedError):
+    """The hybrid model is requested but not available in this installation."""
+
+
+def as_mask(mask: Any, cube: xr.DataArray) -> xr.DataArray:
+    """Check a user-supplied cloud mask against a cube and return it as bool ``(time, y, x)``.
+
+    Parameters
+    ----------
+    mask
+        Boolean DataArray with dims ``time, y, x`` (any order) and the cube's sizes.
+        Integer 0/1 masks are accepted; NaN is not.
+    cube
+        The cube the mask belongs to.
+
+    Raises
+    ------
+    CubeError
+        If dims or sizes differ, or values are not 0/1.
+
+    Examples
+    --------
+    >>> import xcloudfree
+    >>> cube = xcloudfree.datasets.sample_timeseries().isel(time=[0, 1])
+    >>> as_mask(cube.sel(band="B02") > 0.2, cube).dims
+    ('time', 'y', 'x')
+    """
+    if not isinstance(mask, xr.DataArray):
+        raise CubeError(
+            f"mask must be an xarray.DataArray with dims ('time', 'y', 'x'), got "
+            f"{type(mask).__name__}: wrap it, e.g. xr.DataArray(m, dims=('time', 'y', 'x'))"
+        )
+    if set(mask.dims) != {"time", "y", "x"}:
+        raise CubeError(
+            f"mask dims are {mask.dims}, expected ('time', 'y', 'x'): one mask per date, "
+            "e.g. cube.cloudfree.mask() gives one"
+        )
+    mask = mask.transpose("time", "y", "x")
+    for dim in ("time", "y", "x"):
+        if mask.sizes[dim] != cube.sizes[dim]:
+            raise CubeError(
+                f"mask has {mask.sizes[dim]} {dim} steps but the cube has {cube.sizes[dim]}: "
+                "build the mask from the same cube"
+            )
+    if mask.dtype != bool:
+        if mask.dtype.kind not in "iu":
+            raise CubeError(
+                f"mask has dtype {mask.dtype}: pass a boolean mask, e.g. probability > 0.5"
+            )
+        mask = mask.astype(bool)
+    # Take the cube's coordinates so float rounding in x/y never misaligns the two.
+    return mask.assign_coords({d: cube[d] for d in ("time", "y", "x") if d in cube.coords})
+
+
+def remove(
+    cube: xr.DataArray,
+    method: str = "hybrid",
+    *,
+    mask: xr.DataArray | None = None,
+    scale: float | None = None,
+    dilate: int = 2,
+    **kwargs: Any,
+) -> xr.Dataset:
+    """Remove clouds from a Sentinel-2 cube.
+
+    Parameters
+    ----------
+    cube
+        A cube ``(time, band, y, x)`` of 0-1 reflectance with at least B02, B03, B04
+        and B08 (or B8A); see :func:`xcloudfree.as_cube`. Dask input stays lazy.
+    method
+        ``"hybrid"`` (the STGAN + CycleGAN model) or a classical method:
+        ``"median"``, ``"nearest"``, ``"interpolate"``, ``"regression"`` (see
+        :mod:`xcloudfree.baselines`).
+    mask
+        Boolean cloud mask ``(time, y, x)``; default: the spectral test of
+        :func:`xcloudfree.cloud_mask`.
+    scale
+        For integer DN input, the factor to reflectance (``1e-4`` for Sentinel-2).
+    dilate
+        Pixels by which the computed mask is grown (ignored when ``mask`` is given).
+    **kwargs
+        Reserved for the model (``model=``, ``device=`` ...).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``reflectance`` (same dims, coords and CRS as the input, float32),
+        ``cloud_mask`` (time, y, x, bool), ``cloud_probability`` (when the mask
+        was computed here) and ``quality`` (time, y, x; 1 = observed clear, lower =
+        filled from further away, 0 = no clear observation to fill from).
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``method``.
+    ModelUnavailableError
+        For ``method="hybrid"`` when the model is not installed.
+
+    Examples
+    --------
+    >>> import xcloudfree
+    >>> cube = xcloudfree.datasets.sample_timeseries().isel(time=slice(12, 18))
+    >>> out = xcloudfree.remove(cube, method="nearest")
+    >>> sorted(out.data_vars), out.reflectance.dtype.name, str(out.rio.crs)
+    (['cloud_mask', 'cloud_probability', 'quality', 'reflectance'], 'float32', 'EPSG:4326')
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
+    cube = as_cube(cube, scale=scale)
+    if method == "hybrid":
+        raise ModelUnavailableError(
+            "the hybrid STGAN + CycleGAN model is not shipped in this version of xcloudfree: "
+            "use a classical method meanwhile, e.g. remove(cube, method='regression')"
+        )
+    if kwargs:
+        raise TypeError(
+            f"remove(method={method!r}) takes no options {sorted(kwargs)}: they belong to the model"
+        )
+    variables: dict[str, xr.DataArray] = {}
+    if mask is None:
+        mask, prob = cloud_mask(cube, dilate=dilate, return_probability=True)
+        variables["cloud_probability"] = prob
+    else:
+        mask = as_mask(mask, cube)
+    reflectance, quality = fill(cube, mask, method)
+    reflectance.name = "reflectance"
+    variables = {
+        "reflectance": reflectance,
+        "cloud_mask": mask.rename("cloud_mask"),
+        **variables,
+        "quality": quality,
+    }
+    ds = xr.Dataset(variables)
+    ds.attrs = {
+        "title": "cloud-free Sentinel-2 reflectance",
+        "method": method,
+        "software": f"xcloudfree {__version__}",
+    }
+    for name in ("cloud_mask", "quality", "cloud_probability"):
+        if name in ds:
+            ds[name] = ds[name].astype(bool if name == "cloud_mask" else np.float32)
+    return ds
