@@ -128,3 +128,8 @@ def test_dask_is_lazy_and_equals_numpy(small, method, chunks):
     assert lazy.chunks is not None and q_lazy.chunks is not None
     np.testing.assert_allclose(lazy.values, eager.values, atol=1e-6, equal_nan=True)
     np.testing.assert_allclose(q_lazy.values, q_eager.values, atol=1e-6, equal_nan=True)
+
+
+def test_simulation_target_not_in_the_cube(sample):
+    with pytest.raises(ValueError, match="not in the cube"):
+        xcloudfree.simulate_clouds(sample, targets=["2018-01-07"])

@@ -174,3 +174,17 @@ def test_errors_are_catchable_as_one_type():
     with pytest.raises(xcloudfree.XCloudFreeError):
         as_cube(make(bands=("B02",)))
     assert issubclass(BandError, ValueError)
+
+
+def test_nat_time_names_a_working_fix():
+    cube = make()
+    bad = cube.assign_coords(time=[cube.time.values[0], np.datetime64("NaT"), cube.time.values[2]])
+    with pytest.raises(TimeError, match="NaT") as info:
+        as_cube(bad)
+    fixed = eval(info.value.args[0].split("e.g. ")[1], {"cube": bad})
+    assert as_cube(fixed).sizes["time"] == 2
+
+
+def test_offset_alone_applies_to_float_input():
+    out = as_cube(make(), offset=-0.05)
+    np.testing.assert_allclose(out.values, 0.05, rtol=1e-5)

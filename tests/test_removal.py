@@ -92,3 +92,34 @@ def test_plot_quicklook(small):
     assert fig.axes[2].get_title() == "nearest"
     fig = xcloudfree.plot(small, time=small.time.values[:2])
     assert len(fig.axes) == 4
+
+
+def test_mask_of_other_dates_or_grid_refused(small):
+    mask = xcloudfree.cloud_mask(small)
+    with pytest.raises(CubeError, match="dates differ"):
+        xcloudfree.remove(small, "nearest", mask=mask.isel(time=slice(None, None, -1)))
+    shifted = mask.assign_coords(x=mask.x + 5 * float(mask.x[1] - mask.x[0]))
+    with pytest.raises(CubeError, match="x coordinates"):
+        xcloudfree.remove(small, "nearest", mask=shifted)
+    with pytest.raises(CubeError, match="0 and 1"):
+        xcloudfree.remove(small, "nearest", mask=mask.astype(int) * 2)
+
+
+def test_nan_under_a_cloud_stays_nan(small):
+    cube = small.copy(deep=True)
+    cloudy = xcloudfree.cloud_mask(cube, dilate=0)
+    t, y, x = (int(i[0]) for i in np.nonzero(cloudy.values))
+    cube.values[t, :, y, x] = np.nan
+    mask = cloudy.copy(data=cloudy.values.copy())
+    mask.values[t, y, x] = True
+    for method in xcloudfree.BASELINES:
+        out = xcloudfree.remove(cube, method, mask=mask)
+        assert np.isnan(out["reflectance"].values[t, :, y, x]).all()
+        assert np.isnan(out["quality"].values[t, y, x])
+    # Nor does the dilated default mask call the nodata pixel cloud.
+    assert not xcloudfree.remove(cube, "nearest")["cloud_mask"].values[t, y, x]
+
+
+def test_plot_refuses_dates_not_in_the_cube(small):
+    with pytest.raises(ValueError, match="not in the cube"):
+        xcloudfree.plot(small, time=["2000-01-01"])

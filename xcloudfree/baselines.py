@@ -206,7 +206,7 @@ BASELINES: tuple[str, ...] = ("median", "nearest", "interpolate", "regression")
 def _finish(data, valid, cloud, filled, gap):
     """Keep clear and NaN pixels, use the fill elsewhere, and score the result."""
     has_source = np.isfinite(gap)
-    replace = (cloud & has_source)[:, None] & np.isfinite(filled)
+    replace = (cloud & has_source)[:, None] & np.isfinite(filled) & np.isfinite(data)
     out = np.where(replace, filled, data).astype(np.float32)
     quality = np.where(
         valid,

@@ -65,6 +65,7 @@ def write_result(
         path = out / f"reflectance_{date}.tif"
         layer = result["reflectance"].isel(time=i)
         layer = layer.assign_attrs(long_name=tuple(str(b) for b in layer["band"].values))
+        layer = layer.rio.write_nodata(np.nan, encoded=False)
         layer.rio.to_raster(path, driver="COG", compress="DEFLATE")
         written.append(path)
     for name, dtype in (("cloud_mask", "uint8"), ("quality", "float32")):

@@ -223,7 +223,9 @@ def _check_time(cube: xr.DataArray) -> xr.DataArray:
         )
     values = time.values
     if np.isnat(values).any():
-        raise TimeError("'time' holds NaT values: drop those dates, e.g. cube.dropna('time')")
+        raise TimeError(
+            "'time' holds NaT values: drop those dates, e.g. cube.isel(time=cube.time.notnull())"
+        )
     if values.size > 1:
         step = np.diff(values.astype("datetime64[ns]").astype(np.int64))
         if (step == 0).any():
@@ -244,7 +246,7 @@ def _to_float32(cube: xr.DataArray, scale: float | None, offset: float) -> xr.Da
             f"the cube has dtype {dtype}, which cannot hold reflectance: pass float reflectance "
             "(0-1) or integer DN with scale=, e.g. scale=1e-4 for Sentinel-2 DN"
         )
-    if scale is None:
+    if scale is None and offset == 0:
         if np.issubdtype(dtype, np.integer):
             raise ScaleError(
                 f"the cube holds integers ({dtype}), which look like digital numbers: pass "
@@ -255,6 +257,10 @@ def _to_float32(cube: xr.DataArray, scale: float | None, offset: float) -> xr.Da
             return cube
         with xr.set_options(keep_attrs=True):
             return cube.astype(np.float32)
+    if scale is None:
+        if np.issubdtype(dtype, np.integer):
+            raise ScaleError(f"offset= was given for integer ({dtype}) input without scale=")
+        scale = 1.0
     with xr.set_options(keep_attrs=True):
         return (cube.astype(np.float32) * np.float32(scale) + np.float32(offset)).astype(np.float32)
 

@@ -170,8 +170,8 @@ def cloud_mask(
     ('bool', 1.0)
     """
     prob = cloud_probability(cube, scale=scale)
-    # NaN > threshold is False: nodata is never called cloud, it stays nodata.
-    mask = dilate_mask(prob > threshold, dilate)
+    # Nodata is never called cloud, not even by dilation from a neighbouring cloud.
+    mask = dilate_mask(prob > threshold, dilate) & prob.notnull()
     mask.name = "cloud_mask"
     mask.attrs = {
         "long_name": "cloud mask",

@@ -46,7 +46,12 @@ def rgb(cube: xr.DataArray, *, vmax: float = 0.3, gamma: float = 1.0) -> xr.Data
 
 def _pick_dates(cube: xr.DataArray, mask: xr.DataArray | None, time: Any, max_dates: int):
     if time is not None:
-        return cube.get_index("time").get_indexer(np.atleast_1d(np.asarray(time, "datetime64[ns]")))
+        wanted = np.atleast_1d(np.asarray(time, "datetime64[ns]"))
+        index = cube.get_index("time").get_indexer(wanted)
+        if (index < 0).any():
+            missing = [str(t)[:10] for t in wanted[index < 0]]
+            raise ValueError(f"dates {missing} are not in the cube: pick from cube.time")
+        return index
     n = cube.sizes["time"]
     if mask is None or n <= max_dates:
         return np.linspace(0, n - 1, min(n, max_dates)).round().astype(int)
@@ -111,7 +116,11 @@ def plot(
     )
     before = rgb(cube.isel(time=index), vmax=vmax).values
     shown_mask = np.asarray(mask.isel(time=index).values)
-    after = rgb(result["reflectance"].isel(time=index), vmax=vmax).values if result else None
+    after = (
+        rgb(result["reflectance"].isel(time=index), vmax=vmax).values
+        if result is not None
+        else None
+    )
     overlay = np.zeros((*shown_mask.shape[1:], 4))
     for row, t in enumerate(index):
         date = str(cube["time"].values[t])[:10]

@@ -37,7 +37,7 @@ def as_mask(mask: Any, cube: xr.DataArray) -> xr.DataArray:
     Raises
     ------
     CubeError
-        If dims or sizes differ, or values are not 0/1.
+        If dims, sizes, dates or the grid differ, or (eager) values are not 0/1.
 
     Examples
     --------
@@ -63,11 +63,28 @@ def as_mask(mask: Any, cube: xr.DataArray) -> xr.DataArray:
                 f"mask has {mask.sizes[dim]} {dim} steps but the cube has {cube.sizes[dim]}: "
                 "build the mask from the same cube"
             )
+    if "time" in mask.coords and not np.array_equal(
+        mask["time"].values.astype("datetime64[ns]"), cube["time"].values.astype("datetime64[ns]")
+    ):
+        raise CubeError(
+            "mask dates differ from the cube's: build the mask from the same cube, or align "
+            "it first, e.g. mask.sel(time=cube.time)"
+        )
+    for dim in ("y", "x"):
+        if dim in mask.coords and dim in cube.coords:
+            step = float(np.abs(np.diff(cube[dim].values[:2])).max()) if cube.sizes[dim] > 1 else 0
+            if not np.allclose(mask[dim].values, cube[dim].values, rtol=0, atol=1e-3 * step):
+                raise CubeError(
+                    f"mask {dim} coordinates differ from the cube's: the mask is on another "
+                    f"grid; reproject or align it first, e.g. mask.interp_like(cube)"
+                )
     if mask.dtype != bool:
         if mask.dtype.kind not in "iu":
             raise CubeError(
                 f"mask has dtype {mask.dtype}: pass a boolean mask, e.g. probability > 0.5"
             )
+        if mask.chunks is None and not np.isin(mask.values, (0, 1)).all():
+            raise CubeError("mask holds values other than 0 and 1: threshold it first")
         mask = mask.astype(bool)
     # Take the cube's coordinates so float rounding in x/y never misaligns the two.
     return mask.assign_coords({d: cube[d] for d in ("time", "y", "x") if d in cube.coords})
@@ -158,7 +175,4 @@ def remove(
         "method": method,
         "software": f"xcloudfree {__version__}",
     }
-    for name in ("cloud_mask", "quality", "cloud_probability"):
-        if name in ds:
-            ds[name] = ds[name].astype(bool if name == "cloud_mask" else np.float32)
     return ds

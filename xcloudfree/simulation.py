@@ -111,7 +111,10 @@ def simulate_clouds(
         chosen = np.sort(rng.choice(clear, size=count, replace=False))
     else:
         index = cube.get_index("time")
-        chosen = np.array(sorted(index.get_loc(np.datetime64(t, "ns")) for t in targets))
+        try:
+            chosen = np.array(sorted(index.get_loc(np.datetime64(t, "ns")) for t in targets))
+        except KeyError as exc:
+            raise ValueError(f"target date {exc.args[0]} is not in the cube") from None
         bad = [str(index[i])[:10] for i in chosen if i not in clear]
         if bad:
             raise ValueError(f"targets {bad} are not clear (cloud fraction > {clear_max})")
