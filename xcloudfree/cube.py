@@ -246,22 +246,16 @@ def _to_float32(cube: xr.DataArray, scale: float | None, offset: float) -> xr.Da
             f"the cube has dtype {dtype}, which cannot hold reflectance: pass float reflectance "
             "(0-1) or integer DN with scale=, e.g. scale=1e-4 for Sentinel-2 DN"
         )
-    if scale is None and offset == 0:
-        if np.issubdtype(dtype, np.integer):
-            raise ScaleError(
-                f"the cube holds integers ({dtype}), which look like digital numbers: pass "
-                "scale= to convert them to 0-1 reflectance, e.g. scale=1e-4 for Sentinel-2 "
-                "L1C/L2A DN (and offset=-0.1 for L2A processing baseline >= 04.00)"
-            )
-        if dtype == np.float32:
-            return cube
-        with xr.set_options(keep_attrs=True):
-            return cube.astype(np.float32)
-    if scale is None:
-        if np.issubdtype(dtype, np.integer):
-            raise ScaleError(f"offset= was given for integer ({dtype}) input without scale=")
-        scale = 1.0
+    if scale is None and np.issubdtype(dtype, np.integer):
+        raise ScaleError(
+            f"the cube holds integers ({dtype}), which look like digital numbers: pass "
+            "scale= to convert them to 0-1 reflectance, e.g. scale=1e-4 for Sentinel-2 "
+            "L1C/L2A DN (and offset=-0.1 for L2A processing baseline >= 04.00)"
+        )
     with xr.set_options(keep_attrs=True):
+        if scale is None and offset == 0:
+            return cube if dtype == np.float32 else cube.astype(np.float32)
+        scale = 1.0 if scale is None else scale
         return (cube.astype(np.float32) * np.float32(scale) + np.float32(offset)).astype(np.float32)
 
 
