@@ -18,8 +18,8 @@ from xcloudfree.cli import main, write_result
 def test_demo_writes_everything(tmp_path, sample):
     assert main(["demo", "--out", str(tmp_path), "--quiet", "--targets", "2"]) == 0
     report = json.loads((tmp_path / "metrics.json").read_text())
-    assert report["method"] == "regression"
-    assert len(report["case"]["targets"]) == 2
+    assert report["method"] == "hybrid"
+    assert report["case"]["targets"] == ["2018-06-10", "2018-07-30"]  # held out of training
     assert report["metrics"]["psnr_masked"] > 25
     assert (tmp_path / "quicklook.png").stat().st_size > 10_000
     ds = xr.open_zarr(tmp_path / "cloudfree.zarr", decode_coords="all", consolidated=False)

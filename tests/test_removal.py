@@ -10,7 +10,7 @@ import xcloudfree
 from xcloudfree.errors import CubeError, ScaleError
 
 
-@pytest.mark.parametrize("method", xcloudfree.BASELINES)
+@pytest.mark.parametrize("method", xcloudfree.METHODS)
 def test_remove_contract(small, method):
     out = xcloudfree.remove(small, method=method)
     assert set(out.data_vars) == {"reflectance", "cloud_mask", "cloud_probability", "quality"}
@@ -60,13 +60,13 @@ def test_bad_user_masks(small):
         xcloudfree.remove(small, "nearest", mask=np.zeros((6, 64, 48), bool))
 
 
-def test_unknown_method_and_hybrid_until_the_model(small):
+def test_unknown_method_and_model_options_of_baselines(small):
     with pytest.raises(ValueError, match="regression"):
         xcloudfree.remove(small, method="magic")
-    with pytest.raises(xcloudfree.ModelUnavailableError, match="method='regression'"):
-        small.cloudfree.remove()
-    with pytest.raises(TypeError, match="model"):
-        xcloudfree.remove(small, method="median", device="cuda")
+    with pytest.raises(ValueError, match="options of method='hybrid'"):
+        xcloudfree.remove(small, method="median", threshold=0.3)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        xcloudfree.remove(small, method="median", colour="red")
 
 
 def test_dn_input_needs_scale(small):

@@ -1,9 +1,9 @@
 """xcloudfree: cloud removal for Sentinel-2 image time series, native to xarray.
 
 ``import xcloudfree`` registers the ``DataArray.cloudfree`` accessor. The main
-entry points are :func:`remove`, :func:`cloud_mask`, :func:`load_stac`, the
-metrics in :mod:`xcloudfree.metrics` and the real sample in
-:mod:`xcloudfree.datasets`.
+entry points are :func:`remove`, :func:`train`, :func:`load_model`,
+:func:`cloud_mask`, :func:`load_stac`, the metrics in :mod:`xcloudfree.metrics` and the
+real sample in :mod:`xcloudfree.datasets`.
 """
 
 from . import accessor, datasets, errors, metrics
@@ -17,9 +17,32 @@ from .removal import METHODS, ModelUnavailableError, remove
 from .simulation import SimulatedClouds, simulate_clouds
 from .stac import load_stac
 
+# Torch is heavy: the model and training entry points load on first use.
+_LAZY = {
+    "train": "xcloudfree.training.loop",
+    "make_training_pairs": "xcloudfree.training.pairs",
+    "load_model": "xcloudfree.models.hybrid",
+    "HybridModel": "xcloudfree.models.hybrid",
+}
+
+
+_LAZY_MODULES = ("models", "training", "engine")
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"xcloudfree.{name}")
+    raise AttributeError(f"module 'xcloudfree' has no attribute {name!r}")
+
+
 __all__ = [
     "BASELINES",
     "METHODS",
+    "HybridModel",
     "ModelUnavailableError",
     "SimulatedClouds",
     "XCloudFreeError",
@@ -31,9 +54,12 @@ __all__ = [
     "cloud_probability",
     "datasets",
     "errors",
+    "load_model",
     "load_stac",
+    "make_training_pairs",
     "metrics",
     "plot",
     "remove",
     "simulate_clouds",
+    "train",
 ]

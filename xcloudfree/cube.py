@@ -359,3 +359,28 @@ def as_cube(
     if check_values:
         _check_values(cube)
     return cube
+
+
+def core_first(cube: xr.DataArray) -> xr.DataArray:
+    """Reorder bands so that blue, green, red and NIR come first, the rest after.
+
+    This is the band order the models expect; :func:`xcloudfree.remove` restores
+    the caller's order afterwards.
+
+    Raises
+    ------
+    BandError
+        If a core band is missing.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> c = xr.DataArray(np.zeros((1, 5, 1, 1)), dims=DIMS,
+    ...                  coords={"band": ["B11", "B8A", "B04", "B03", "B02"]})
+    >>> [str(b) for b in core_first(c).band.values]
+    ['B02', 'B03', 'B04', 'B8A', 'B11']
+    """
+    bands = [str(b) for b in cube["band"].values]
+    core = ["B02", "B03", "B04", nir_band(bands)]
+    _check_core_bands(bands, core)
+    return cube.sel(band=core + [b for b in bands if b not in core])

@@ -16,16 +16,17 @@ from __future__ import annotations
 import functools
 import json
 import lzma
+import os
 from importlib import resources
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import rioxarray  # noqa: F401  (registers the .rio accessor used below)
+import rioxarray
 import xarray as xr
 from affine import Affine
 
-__all__ = ["sample_timeseries"]
+__all__ = ["read_geotiff", "read_greenearthnet", "sample_timeseries"]
 
 _SAMPLE = "roi146_timeseries"
 
@@ -105,3 +106,63 @@ def sample_timeseries(
     if chunks is not None:
         cube = cube.chunk(chunks)
     return cube
+
+
+def read_geotiff(path: str | os.PathLike, *, time: Any = None, scale: float = 1e-4) -> xr.DataArray:
+    """Read one Sentinel-2 GeoTIFF (bands named in its descriptions) as a one-date cube.
+
+    Parameters
+    ----------
+    path
+        A multi-band GeoTIFF whose band descriptions are band names (``B02``...).
+    time
+        Its acquisition date; default: the ``YYYY-MM-DD`` found in the file name.
+    scale
+        Factor from stored integers to reflectance (``1e-4`` for Sentinel-2 DN).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``(time: 1, band, y, x)`` float32 reflectance with CRS (lazily read).
+
+    Raises
+    ------
+    ValueError
+        If no date is given and none is in the file name.
+    """
+    import re
+
+    from .cube import as_cube
+
+    if time is None:
+        found = re.search(r"\d{4}-\d{2}-\d{2}", os.path.basename(os.fspath(path)))
+        if found is None:
+            raise ValueError(f"no YYYY-MM-DD date in {os.fspath(path)!r}: pass time=")
+        time = found.group(0)
+    da = rioxarray.open_rasterio(path)
+    da = da.expand_dims(time=[pd.Timestamp(time).to_datetime64()])
+    return as_cube(da, scale=scale)
+
+
+def read_greenearthnet(path: str | os.PathLike) -> tuple[xr.DataArray, xr.DataArray]:
+    """Read a GreenEarthNet L2A minicube: the acquired dates as a cube, and its cloud mask.
+
+    Only days with an acquisition (``s2_avail == 1``) are kept; ``lat``/``lon``
+    become ``y``/``x`` and the bands ``s2_B02 ... s2_B8A`` become ``B02 ... B8A``.
+
+    Returns
+    -------
+    cube, mask : xarray.DataArray
+        ``(time, band, y, x)`` float32 surface reflectance and the boolean
+        ``s2_dlmask > 0`` cloud mask ``(time, y, x)``.
+    """
+    from .cube import as_cube
+
+    ds = xr.open_dataset(path)
+    ds = ds.isel(time=np.flatnonzero(ds["s2_avail"].values == 1))
+    bands = [v for v in ("s2_B02", "s2_B03", "s2_B04", "s2_B8A") if v in ds]
+    cube = ds[bands].to_dataarray("band").transpose("time", "band", "lat", "lon")
+    cube = cube.rename(lat="y", lon="x").astype(np.float32).load()
+    cube.attrs = {"product": "Sentinel-2 L2A", "units": "1"}
+    mask = (ds["s2_dlmask"].rename(lat="y", lon="x") > 0).load()
+    return as_cube(cube), mask.transpose("time", "y", "x").rename("cloud_mask")

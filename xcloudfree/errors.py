@@ -14,6 +14,7 @@ __all__ = [
     "CubeError",
     "DTypeError",
     "DimensionError",
+    "ModelUnavailableError",
     "ScaleError",
     "StacError",
     "TimeError",
@@ -51,3 +52,7 @@ class TimeError(CubeError):
 
 class StacError(XCloudFreeError, RuntimeError):
     """A STAC search or load failed: unreachable catalog, empty result, missing assets."""
+
+
+class ModelUnavailableError(XCloudFreeError, RuntimeError):
+    """The model weights requested are not available in this installation."""

@@ -23,6 +23,8 @@ shared data; the model's mask head replaces this test as the default of
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import xarray as xr
 from scipy import ndimage
@@ -44,15 +46,29 @@ def _sigmoid(x: xr.DataArray) -> xr.DataArray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def cloud_probability(cube: xr.DataArray, *, scale: float | None = None) -> xr.DataArray:
-    """Per-pixel cloud probability from the spectral test.
+def cloud_probability(
+    cube: xr.DataArray,
+    *,
+    scale: float | None = None,
+    method: str = "spectral",
+    model: Any = None,
+    device: Any = "auto",
+) -> xr.DataArray:
+    """Per-pixel cloud probability from the spectral test or the model's mask head.
 
     Parameters
     ----------
     cube
-        A cube (see :func:`xcloudfree.as_cube`) with at least ``B02`` and ``B04``.
+        A cube (see :func:`xcloudfree.as_cube`) with at least ``B02`` and ``B04``
+        (``"spectral"``) or B02, B03, B04 and B08/B8A (``"model"``).
     scale
         Passed to :func:`~xcloudfree.as_cube` for integer (DN) input.
+    method
+        ``"spectral"`` (the documented test, no torch needed) or ``"model"`` (the
+        cloud-mask head of the hybrid model, the default mask of
+        :func:`xcloudfree.remove`).
+    model, device
+        For ``"model"``: the model (default: the shipped one) and its device.
 
     Returns
     -------
@@ -68,6 +84,14 @@ def cloud_probability(cube: xr.DataArray, *, scale: float | None = None) -> xr.D
     >>> p.dims, float(p.isel(time=1).mean()) > float(p.isel(time=0).mean())
     (('time', 'y', 'x'), True)
     """
+    if method == "model":
+        from .cube import core_first
+        from .engine import model_cloud_probability
+
+        cube = core_first(as_cube(cube, scale=scale))
+        return model_cloud_probability(cube, model=model, device=device)
+    if method != "spectral":
+        raise ValueError(f"unknown mask method {method!r}: choose 'spectral' or 'model'")
     cube = as_cube(cube, scale=scale, required_bands=("B02", "B04"))
     blue = cube.sel(band="B02", drop=True)
     red = cube.sel(band="B04", drop=True)
@@ -137,8 +161,11 @@ def cloud_mask(
     dilate: int = 0,
     scale: float | None = None,
     return_probability: bool = False,
+    method: str = "spectral",
+    model: Any = None,
+    device: Any = "auto",
 ) -> xr.DataArray | tuple[xr.DataArray, xr.DataArray]:
-    """Boolean cloud mask from the spectral test.
+    """Boolean cloud mask from the spectral test or the model's mask head.
 
     Parameters
     ----------
@@ -154,6 +181,8 @@ def cloud_mask(
         Passed to :func:`~xcloudfree.as_cube` for integer (DN) input.
     return_probability
         Also return the ``cloud_probability`` it was thresholded from.
+    method, model, device
+        As for :func:`cloud_probability`: ``"spectral"`` or ``"model"``.
 
     Returns
     -------
@@ -169,13 +198,13 @@ def cloud_mask(
     >>> mask.dtype.name, round(float(mask.sel(time="2018-01-31").mean()), 2)
     ('bool', 1.0)
     """
-    prob = cloud_probability(cube, scale=scale)
+    prob = cloud_probability(cube, scale=scale, method=method, model=model, device=device)
     # Nodata is never called cloud, not even by dilation from a neighbouring cloud.
     mask = dilate_mask(prob > threshold, dilate) & prob.notnull()
     mask.name = "cloud_mask"
     mask.attrs = {
         "long_name": "cloud mask",
-        "description": f"cloud_probability > {threshold}, dilated by {dilate} px",
+        "description": f"{method} cloud_probability > {threshold}, dilated by {dilate} px",
     }
     if return_probability:
         return mask, prob

@@ -9,18 +9,14 @@ import xarray as xr
 
 from ._version import __version__
 from .baselines import BASELINES, fill
-from .cube import as_cube
-from .errors import CubeError, XCloudFreeError
+from .cube import as_cube, core_first
+from .errors import CubeError, ModelUnavailableError
 from .masking import cloud_mask
 
 __all__ = ["METHODS", "ModelUnavailableError", "as_mask", "remove"]
 
 #: Every accepted ``method=``; ``"hybrid"`` is the STGAN + CycleGAN model.
 METHODS: tuple[str, ...] = ("hybrid", *BASELINES)
-
-
-class ModelUnavailableError(XCloudFreeError, NotImplementedError):
-    """The hybrid model is requested but not available in this installation."""
 
 
 def as_mask(mask: Any, cube: xr.DataArray) -> xr.DataArray:
@@ -97,7 +93,11 @@ def remove(
     mask: xr.DataArray | None = None,
     scale: float | None = None,
     dilate: int = 2,
-    **kwargs: Any,
+    model: Any = None,
+    device: Any = "auto",
+    batch_size: int = 8,
+    stages: tuple[str, ...] = ("stgan", "cyclegan"),
+    threshold: float | None = None,
 ) -> xr.Dataset:
     """Remove clouds from a Sentinel-2 cube.
 
@@ -107,33 +107,46 @@ def remove(
         A cube ``(time, band, y, x)`` of 0-1 reflectance with at least B02, B03, B04
         and B08 (or B8A); see :func:`xcloudfree.as_cube`. Dask input stays lazy.
     method
-        ``"hybrid"`` (the STGAN + CycleGAN model) or a classical method:
-        ``"median"``, ``"nearest"``, ``"interpolate"``, ``"regression"`` (see
-        :mod:`xcloudfree.baselines`).
+        ``"hybrid"`` (the STGAN + CycleGAN model shipped in the package) or a
+        classical method: ``"median"``, ``"nearest"``, ``"interpolate"``,
+        ``"regression"`` (see :mod:`xcloudfree.baselines`).
     mask
-        Boolean cloud mask ``(time, y, x)``; default: the spectral test of
-        :func:`xcloudfree.cloud_mask`.
+        Boolean cloud mask ``(time, y, x)``. Default: the model's mask head for
+        ``"hybrid"``, the spectral test of :func:`xcloudfree.cloud_mask` otherwise.
     scale
         For integer DN input, the factor to reflectance (``1e-4`` for Sentinel-2).
     dilate
         Pixels by which the computed mask is grown (ignored when ``mask`` is given).
-    **kwargs
-        Reserved for the model (``model=``, ``device=`` ...).
+    model
+        ``"hybrid"`` only: a :class:`~xcloudfree.models.HybridModel`, or the path
+        of one saved by :meth:`~xcloudfree.models.HybridModel.save`; default the
+        shipped pretrained model.
+    device
+        ``"hybrid"`` only: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
+    batch_size
+        ``"hybrid"`` only: tiles per forward pass.
+    stages
+        ``"hybrid"`` only: ``("stgan", "cyclegan")``; one stage alone gives the
+        ablations ``("stgan",)`` and ``("cyclegan",)``.
+    threshold
+        ``"hybrid"`` only: probability above which the mask head calls a pixel
+        cloudy (default: the model's, 0.5).
 
     Returns
     -------
     xarray.Dataset
-        ``reflectance`` (same dims, coords and CRS as the input, float32),
-        ``cloud_mask`` (time, y, x, bool), ``cloud_probability`` (when the mask
-        was computed here) and ``quality`` (time, y, x; 1 = observed clear, lower =
-        filled from further away, 0 = no clear observation to fill from).
+        ``reflectance`` (same dims, coords, band order and CRS as the input,
+        float32), ``cloud_mask`` (time, y, x, bool), ``cloud_probability`` (when
+        the mask was computed here) and ``quality`` (time, y, x; 1 = observed
+        clear, lower = filled from further away, 0 = no clear observation to fill
+        from; see :func:`xcloudfree.baselines.fill`).
 
     Raises
     ------
     ValueError
-        For an unknown ``method``.
+        For an unknown ``method``, or model options with a classical method.
     ModelUnavailableError
-        For ``method="hybrid"`` when the model is not installed.
+        For ``method="hybrid"`` when the shipped weights are missing.
 
     Examples
     --------
@@ -146,22 +159,38 @@ def remove(
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
     cube = as_cube(cube, scale=scale)
-    if method == "hybrid":
-        raise ModelUnavailableError(
-            "the hybrid STGAN + CycleGAN model is not shipped in this version of xcloudfree: "
-            "use a classical method meanwhile, e.g. remove(cube, method='regression')"
-        )
-    if kwargs:
-        raise TypeError(
-            f"remove(method={method!r}) takes no options {sorted(kwargs)}: they belong to the model"
-        )
+    if method != "hybrid" and (model is not None or threshold is not None):
+        raise ValueError(f"model= and threshold= are options of method='hybrid', not of {method!r}")
     variables: dict[str, xr.DataArray] = {}
-    if mask is None:
-        mask, prob = cloud_mask(cube, dilate=dilate, return_probability=True)
-        variables["cloud_probability"] = prob
+    if method == "hybrid":
+        from .engine import fill_with_model, get_model
+
+        order = [str(b) for b in cube["band"].values]
+        ordered = core_first(cube)
+        net = get_model(model, device)  # fail early, before any work is queued
+        if mask is None:
+            cut = net.config.threshold if threshold is None else threshold
+            mask, prob = cloud_mask(
+                ordered, threshold=cut, dilate=dilate, return_probability=True,
+                method="model", model=model, device=device,
+            )  # fmt: skip
+            variables["cloud_probability"] = prob
+        else:
+            mask = as_mask(mask, cube)
+        base, quality = fill(ordered, mask, "regression")
+        # The networks take the fill mask as each date's cloud input, as in training.
+        reflectance = fill_with_model(
+            ordered, mask.astype(np.float32), mask, base, model=model, device=device,
+            batch_size=batch_size, stages=tuple(stages),
+        ).sel(band=order)  # fmt: skip
+        reflectance = reflectance.assign_coords(band=cube["band"])
     else:
-        mask = as_mask(mask, cube)
-    reflectance, quality = fill(cube, mask, method)
+        if mask is None:
+            mask, prob = cloud_mask(cube, dilate=dilate, return_probability=True)
+            variables["cloud_probability"] = prob
+        else:
+            mask = as_mask(mask, cube)
+        reflectance, quality = fill(cube, mask, method)
     reflectance.name = "reflectance"
     variables = {
         "reflectance": reflectance,
@@ -172,7 +201,9 @@ def remove(
     ds = xr.Dataset(variables)
     ds.attrs = {
         "title": "cloud-free Sentinel-2 reflectance",
-        "method": method,
+        "method": method
+        if method != "hybrid" or tuple(stages) == ("stgan", "cyclegan")
+        else f"hybrid ({'+'.join(stages)} only)",
         "software": f"xcloudfree {__version__}",
     }
     return ds

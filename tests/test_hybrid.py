@@ -1,0 +1,164 @@
+"""The shipped hybrid model through remove(): real weights, real data, numpy and dask."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from conftest import shared_data
+
+import xcloudfree
+from xcloudfree import engine, metrics
+from xcloudfree.errors import BandError, ModelUnavailableError
+from xcloudfree.models import PRETRAINED, HybridModel, pretrained
+
+HELDOUT = ["2018-06-10", "2018-07-30"]  # clear dates kept out of training
+
+
+@pytest.fixture(scope="module")
+def sim(sample):
+    crop = sample.isel(y=slice(0, 96), x=slice(96, 192))
+    return xcloudfree.simulate_clouds(crop, targets=HELDOUT, seed=0)
+
+
+def _psnr_under(out, sim):
+    pick = {"time": sim.targets}
+    return float(
+        metrics.psnr(out.reflectance.sel(pick), sim.truth.sel(pick), mask=sim.mask.sel(pick))
+    )
+
+
+def test_weights_ship_in_the_package_within_budget():
+    ref = resources.files("xcloudfree") / "weights" / PRETRAINED
+    assert ref.is_file()
+    assert ref.stat().st_size < 5e6  # issue limit 20 MB; the package data budget is 15 MB
+    data = resources.files("xcloudfree") / "data"
+    total = ref.stat().st_size + sum(f.stat().st_size for f in data.iterdir())
+    assert total < 15e6
+    model = pretrained()
+    assert model.config.metadata["heldout"]["series_dates"][:2] == HELDOUT
+
+
+def test_shipped_model_beats_the_median_on_a_real_case(sim):
+    hybrid = xcloudfree.remove(sim.cloudy, mask=sim.true_mask)
+    median = xcloudfree.remove(sim.cloudy, "median", mask=sim.true_mask)
+    assert _psnr_under(hybrid, sim) > _psnr_under(median, sim) + 1.0
+    assert hybrid.attrs["method"] == "hybrid"
+    # clear pixels are the input, unchanged
+    clear = ~sim.true_mask
+    np.testing.assert_array_equal(
+        hybrid.reflectance.where(clear).values, sim.cloudy.where(clear).values
+    )
+
+
+def test_default_mask_is_the_model_head(sim):
+    out = xcloudfree.remove(sim.cloudy)
+    assert "model" in out.cloud_mask.attrs["description"]
+    assert out.cloud_probability.dims == ("time", "y", "x")
+    pick = {"time": sim.targets}
+    f1 = float(metrics.f1(out.cloud_mask.sel(pick), sim.true_mask.sel(pick)))
+    assert f1 > 0.7
+    assert _psnr_under(out, sim) > _psnr_under(xcloudfree.remove(sim.cloudy, "median"), sim)
+
+
+def test_ablation_stages_run_and_differ(sim):
+    full = xcloudfree.remove(sim.cloudy, mask=sim.true_mask)
+    stgan = xcloudfree.remove(sim.cloudy, mask=sim.true_mask, stages=("stgan",))
+    assert stgan.attrs["method"] == "hybrid (stgan only)"
+    assert not np.allclose(full.reflectance, stgan.reflectance)
+
+
+def test_band_order_crs_and_coords_are_kept(small):
+    shuffled = small.sel(band=["B12", "B08", "B02", "B04", "B03", "B05"])
+    out = xcloudfree.remove(shuffled)
+    assert list(out.reflectance.band.values) == list(shuffled.band.values)
+    xr.testing.assert_identical(out.reflectance.x, small.x)
+    assert out.reflectance.rio.crs == small.rio.crs
+    direct = xcloudfree.remove(small)
+    np.testing.assert_allclose(
+        out.reflectance.sel(band="B04"), direct.reflectance.sel(band="B04"), atol=1e-6
+    )
+
+
+def test_accessor_equals_function_and_dask_equals_numpy(small):
+    eager = xcloudfree.remove(small)
+    xr.testing.assert_identical(small.cloudfree.remove(), eager)
+    lazy = xcloudfree.remove(small.chunk(time=2, y=40, x=30))
+    assert lazy.reflectance.chunks is not None
+    back = lazy.compute()
+    xr.testing.assert_equal(back.cloud_mask, eager.cloud_mask)
+    np.testing.assert_allclose(back.reflectance, eager.reflectance, atol=1e-5)
+
+
+def test_tiles_agree_with_the_whole_scene(sample):
+    torch.manual_seed(0)
+    model = HybridModel(pretrained().config)
+    model.load_state_dict(pretrained().state_dict())
+    cube = xcloudfree.cube.core_first(
+        sample.isel(time=slice(12, 18), y=slice(0, 150), x=slice(0, 140))
+    )
+    mask = xcloudfree.cloud_mask(cube, dilate=2)
+    base, _ = xcloudfree.baselines.fill(cube, mask, "regression")
+    cloud = mask.astype(np.float32)
+    whole = engine.fill_with_model(cube, cloud, mask, base, model=model, tile=512)
+    tiled = engine.fill_with_model(cube, cloud, mask, base, model=model, tile=2 * 48 + 20)
+    np.testing.assert_allclose(whole.values, tiled.values, atol=1e-4)
+
+
+def test_hybrid_input_errors(small, tmp_path, monkeypatch):
+    with pytest.raises(BandError, match="B03"):
+        xcloudfree.remove(small.drop_sel(band="B03"))
+    with pytest.raises(ValueError, match="options of method='hybrid'"):
+        xcloudfree.remove(small, "median", model=pretrained())
+    with pytest.raises(TypeError, match="model must be"):
+        xcloudfree.remove(small, model=123)
+    with pytest.raises(FileNotFoundError):
+        xcloudfree.remove(small, model=tmp_path / "none.pt")
+    with pytest.raises(ValueError, match="unknown mask method"):
+        xcloudfree.cloud_mask(small, method="s2cloudless")
+    monkeypatch.setattr("xcloudfree.models.hybrid.PRETRAINED", "missing.pt")
+    pretrained.cache_clear()
+    try:
+        with pytest.raises(ModelUnavailableError, match="method='regression'"):
+            xcloudfree.remove(small)
+    finally:
+        monkeypatch.undo()
+        pretrained.cache_clear()
+
+
+def test_a_saved_model_path_is_used(small, tmp_path):
+    path = tmp_path / "copy.pt"
+    pretrained().save(path)
+    np.testing.assert_allclose(
+        xcloudfree.remove(small, model=path).reflectance,
+        xcloudfree.remove(small).reflectance,
+        atol=1e-6,
+    )
+
+
+def test_l2a_input_with_b8a_works_and_beats_the_median():
+    path = shared_data("greenearthnet_l2a", "hungary_romania_34TET.nc")
+    cube, dl = xcloudfree.datasets.read_greenearthnet(path)
+    sim = xcloudfree.simulate_clouds(cube, targets=["2021-06-15", "2021-07-30"], mask=dl, seed=0)
+    hybrid = xcloudfree.remove(sim.cloudy, mask=sim.true_mask)
+    median = xcloudfree.remove(sim.cloudy, "median", mask=sim.true_mask)
+    assert _psnr_under(hybrid, sim) > _psnr_under(median, sim) + 1.0
+
+
+def test_mask_head_on_the_held_out_reference_scene():
+    path = shared_data("s2cloudless_scene", "scene.npz")
+    with np.load(path) as z:
+        refl = z["reflectance_x10000"][570:].astype(np.float32) / 10000
+        ref = z["cloud_mask"][570:].astype(bool)
+    bands = {"B02": 1, "B03": 2, "B04": 3, "B08": 7}
+    cube = xr.DataArray(
+        np.stack([refl[..., i] for i in bands.values()])[None],
+        dims=("time", "band", "y", "x"),
+        coords={"time": [np.datetime64("2000-01-01", "ns")], "band": list(bands)},
+    )
+    mask = xcloudfree.cloud_mask(cube, method="model")
+    f1 = float(metrics.f1(mask, xr.DataArray(ref[None], dims=("time", "y", "x"))))
+    assert f1 > 0.85

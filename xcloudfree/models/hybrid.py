@@ -1,0 +1,252 @@
+"""The hybrid model: STGAN estimate, CycleGAN refinement and the cloud-mask head in one module."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import io
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import torch
+from torch import nn
+
+from .cyclegan import Clouder, Refiner
+from .mask import CloudMaskNet
+from .stgan import STGANGenerator
+
+__all__ = ["STAGES", "HybridConfig", "HybridModel", "load_model", "pretrained"]
+
+#: The inference stages; ablations run a subset.
+STAGES: tuple[str, ...] = ("stgan", "cyclegan")
+_FORMAT = "xcloudfree-hybrid"
+_FORMAT_VERSION = 1
+PRETRAINED = "hybrid_v1.pt"
+
+
+@dataclass
+class HybridConfig:
+    """Sizes and defaults of a :class:`HybridModel`.
+
+    Attributes
+    ----------
+    k
+        Dates the STGAN stage sees: the target and its ``k - 1`` nearest neighbours.
+    stgan_width, refiner_width, clouder_width, mask_width
+        Channels at full resolution of each network.
+    threshold
+        Cloud probability above which the mask head calls a pixel cloudy.
+    halo
+        Pixels of context each side that make tiled inference equal whole-scene
+        inference (at least the receptive radius).
+    """
+
+    k: int = 3
+    stgan_width: int = 24
+    refiner_width: int = 16
+    clouder_width: int = 16
+    mask_width: int = 16
+    threshold: float = 0.5
+    halo: int = 48
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class HybridModel(nn.Module):
+    """STGAN + CycleGAN cloud removal with a cloud-mask head.
+
+    * ``stgan`` (:class:`~xcloudfree.models.stgan.STGANGenerator`): K dates -> first estimate.
+    * ``refiner`` (G) and ``clouder`` (F) (:mod:`xcloudfree.models.cyclegan`): the cycle pair;
+      G refines the estimate at inference, F is used in training only.
+    * ``mask_head`` (:class:`~xcloudfree.models.mask.CloudMaskNet`): cloud probability per date.
+
+    Pure torch: inputs are tensors of 0-1 reflectance whose first four bands are
+    blue, green, red and NIR. :func:`xcloudfree.remove` does the xarray side.
+
+    Examples
+    --------
+    >>> import torch
+    >>> m = HybridModel()
+    >>> dates, cloud = torch.rand(1, 3, 5, 33, 31) * 0.3, torch.zeros(1, 3, 1, 33, 31)
+    >>> mask = torch.ones(1, 1, 33, 31)
+    >>> m(dates, cloud, dates[:, 1], mask).shape
+    torch.Size([1, 5, 33, 31])
+    """
+
+    def __init__(self, config: HybridConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or HybridConfig()
+        c = self.config
+        self.stgan = STGANGenerator(c.stgan_width)
+        self.refiner = Refiner(c.refiner_width)
+        self.clouder = Clouder(c.clouder_width)
+        self.mask_head = CloudMaskNet(c.mask_width)
+
+    def forward(
+        self,
+        dates: torch.Tensor,
+        cloud: torch.Tensor,
+        base: torch.Tensor,
+        mask: torch.Tensor,
+        stages: tuple[str, ...] = STAGES,
+    ) -> torch.Tensor:
+        """Cloud-free target date; pixels outside ``mask`` are the input, unchanged.
+
+        Parameters
+        ----------
+        dates
+            ``(N, K, C, H, W)``, index 0 on K the target date.
+        cloud
+            ``(N, K, 1, H, W)`` cloud probability of every date.
+        base
+            ``(N, C, H, W)`` scene-wide estimate of the target (the regression fill).
+        mask
+            ``(N, 1, H, W)``, 1 where the target is to be filled.
+        stages
+            Which stages run: both (the hybrid), ``("stgan",)`` or ``("cyclegan",)``
+            (the refiner applied straight to ``base``) for the ablations.
+        """
+        unknown = set(stages) - set(STAGES)
+        if unknown or not stages:
+            raise ValueError(f"stages must be a non-empty subset of {STAGES}, got {stages}")
+        target = dates[:, 0]
+        estimate = self.stgan(dates, cloud, base)[0] if "stgan" in stages else base
+        if "cyclegan" in stages:
+            estimate = self.refiner(target, estimate, mask)
+        return mask * estimate + (1 - mask) * target
+
+    def cloud_probability(self, image: torch.Tensor) -> torch.Tensor:
+        """``(N, C, H, W)`` reflectance -> cloud probability ``(N, 1, H, W)``."""
+        return torch.sigmoid(self.mask_head(image))
+
+    def inference_state(self) -> dict[str, torch.Tensor]:
+        """Weights needed for inference (the inverse generator F is training-only)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("clouder.")}
+
+    def save(self, path: str | os.PathLike | io.BytesIO, *, half: bool = False) -> None:
+        """Save config and weights (``half=True`` stores float16, half the size).
+
+        Examples
+        --------
+        >>> import io
+        >>> buf = io.BytesIO(); HybridModel().save(buf); _ = buf.seek(0)
+        >>> type(load_model(buf)).__name__
+        'HybridModel'
+        """
+        state = self.state_dict()
+        if half:
+            state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+        torch.save(
+            {
+                "format": _FORMAT,
+                "format_version": _FORMAT_VERSION,
+                "config": dataclasses.asdict(self.config),
+                "state_dict": state,
+            },
+            path,
+        )
+
+    def cost(self, size: int = 256) -> dict[str, float]:
+        """Parameters and inference FLOPs per pixel of each part (measured by torch).
+
+        Examples
+        --------
+        >>> c = HybridModel().cost(size=64)
+        >>> c["parameters_inference"] > 0 and c["flops_per_pixel"] > 0
+        True
+        """
+        from torch.utils.flop_counter import FlopCounterMode
+
+        k = self.config.k
+        dates = torch.rand(1, k, 4, size, size) * 0.3
+        cloud = torch.zeros(1, k, 1, size, size)
+        mask = torch.ones(1, 1, size, size)
+        counts: dict[str, float] = {}
+        with torch.no_grad():
+            for name, call in {
+                "stgan": lambda: self.stgan(dates, cloud, dates[:, 1]),
+                "refiner": lambda: self.refiner(dates[:, 0], dates[:, 1], mask),
+                "mask_head": lambda: self.mask_head(dates[:, 0]),
+            }.items():
+                with FlopCounterMode(display=False) as counter:
+                    call()
+                counts[f"flops_per_pixel_{name}"] = counter.get_total_flops() / size**2
+        params = {n: sum(p.numel() for p in m.parameters()) for n, m in self.named_children()}
+        counts.update({f"parameters_{n}": float(v) for n, v in params.items()})
+        counts["parameters_inference"] = float(
+            sum(v.numel() for v in self.inference_state().values())
+        )
+        counts["flops_per_pixel"] = sum(
+            v for n, v in counts.items() if n.startswith("flops_per_pixel_")
+        )
+        return counts
+
+
+def load_model(
+    path: str | os.PathLike | io.BytesIO, *, device: str | torch.device = "cpu"
+) -> HybridModel:
+    """Load a model saved with :meth:`HybridModel.save` (or by :func:`xcloudfree.train`).
+
+    Parameters
+    ----------
+    path
+        File written by :meth:`HybridModel.save`.
+    device
+        Where to put the weights.
+
+    Returns
+    -------
+    HybridModel
+        In eval mode, float32.
+
+    Raises
+    ------
+    ValueError
+        If the file is not an xcloudfree model.
+    """
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"{path!r} is not a readable xcloudfree model file: {exc}") from exc
+    if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
+        raise ValueError(f"{path!r} is not an xcloudfree model (saved by HybridModel.save)")
+    if blob["format_version"] > _FORMAT_VERSION:
+        raise ValueError(
+            f"{path!r} was saved by a newer xcloudfree (format {blob['format_version']}): upgrade"
+        )
+    model = HybridModel(HybridConfig(**blob["config"]))
+    state = {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not m.startswith("clouder.") for m in missing):
+        raise ValueError(
+            f"{path!r} does not match this model: missing {missing}, unexpected {unexpected}"
+        )
+    return model.to(device).eval()
+
+
+@functools.lru_cache(maxsize=4)
+def pretrained(device: str = "cpu") -> HybridModel:
+    """The model shipped in the package (loaded once per process and device).
+
+    Raises
+    ------
+    xcloudfree.removal.ModelUnavailableError
+        If the weights file is missing from the installation.
+    """
+    from ..errors import ModelUnavailableError
+
+    ref = resources.files("xcloudfree") / "weights" / PRETRAINED
+    if not ref.is_file():
+        raise ModelUnavailableError(
+            f"the pretrained weights ({PRETRAINED}) are missing from this installation of "
+            "xcloudfree: reinstall the package, pass model=xcloudfree.load_model(path), or use "
+            "method='regression'"
+        )
+    with resources.as_file(ref) as path:
+        model = load_model(path, device=device)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
