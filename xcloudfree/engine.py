@@ -126,7 +126,7 @@ def fill_block(
     k: int | None,
     stages: tuple[str, ...],
 ) -> np.ndarray:
-    """Fill one block ``(T, 2C + 2, H, W)`` = data, base, probability, mask -> ``(T, C, H, W)``."""
+    """Fill one block ``(T, 2C + 2, H, W)`` = data, base, cloud, mask -> ``(T, C, H, W)``."""
     import torch
 
     net = get_model(model, device)
@@ -134,7 +134,7 @@ def fill_block(
     halo = net.config.halo
     c = bands
     data, base = block[:, :c], block[:, c : 2 * c]
-    prob, mask = block[:, 2 * c], block[:, 2 * c + 1] > 0.5
+    cloud_in, mask = block[:, 2 * c], block[:, 2 * c + 1] > 0.5
     t, _, h, w = data.shape
     out = np.array(data, dtype=np.float32, copy=True)
     targets = [i for i in range(t) if mask[i].any()]
@@ -142,7 +142,7 @@ def fill_block(
         return out
     nan = ~np.isfinite(data).all(1)
     x = np.nan_to_num(data.astype(np.float32))
-    cloud = np.where(nan, 1.0, np.nan_to_num(prob, nan=1.0)).astype(np.float32)
+    cloud = np.where(nan, 1.0, np.nan_to_num(cloud_in, nan=1.0)).astype(np.float32)
     b = np.nan_to_num(base.astype(np.float32))
     m = mask.astype(np.float32)
     neighbours = nearest_dates(days, k or net.config.k)
@@ -203,7 +203,7 @@ def model_cloud_probability(
 
 def fill_with_model(
     cube: xr.DataArray,
-    prob: xr.DataArray,
+    cloud: xr.DataArray,
     mask: xr.DataArray,
     base: xr.DataArray,
     *,
@@ -216,8 +216,10 @@ def fill_with_model(
 ) -> xr.DataArray:
     """Run the hybrid model on every date with masked pixels; lazy on dask.
 
-    ``cube`` and ``base`` are core-first ``(time, band, y, x)``; ``prob`` and
-    ``mask`` are ``(time, y, x)``. Returns a cube like ``cube``.
+    ``cube`` and ``base`` are core-first ``(time, band, y, x)``; ``cloud`` (each
+    date's 0-1 cloud input to the networks, the fill mask as float in
+    :func:`xcloudfree.remove`) and ``mask`` (where to fill) are ``(time, y, x)``.
+    Returns a cube like ``cube``.
     """
     net = get_model(model, device)
     halo = net.config.halo
@@ -225,7 +227,7 @@ def fill_with_model(
     parts = [
         cube,
         base,
-        prob.expand_dims(band=1, axis=1),
+        cloud.expand_dims(band=1, axis=1),
         mask.astype(np.float32).expand_dims(band=1, axis=1),
     ]
     kwargs = {

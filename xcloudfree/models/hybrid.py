@@ -98,7 +98,7 @@ class HybridModel(nn.Module):
         dates
             ``(N, K, C, H, W)``, index 0 on K the target date.
         cloud
-            ``(N, K, 1, H, W)`` cloud probability of every date.
+            ``(N, K, 1, H, W)`` cloud mask (0-1) of every date: masked pixels are not read.
         base
             ``(N, C, H, W)`` scene-wide estimate of the target (the regression fill).
         mask

@@ -8,7 +8,7 @@ from torch import nn
 
 from .blocks import CORE, BandHead, SpatialAttention, act, conv, normalise, upsample_to
 
-# A cloudy date's attention score is lowered by this much per unit of cloud probability:
+# A cloudy date's attention score is lowered by this much per unit of cloud mask:
 # cloudy dates are ignored unless nothing better exists.
 _CLOUD_PENALTY = 8.0
 # Residuals are predicted in units of this reflectance step.
@@ -23,7 +23,7 @@ class STGANGenerator(nn.Module):
     """Fuse K dates of one place into a cloud-free estimate of the first (target) date.
 
     Every date is encoded by the same weights from its core bands, its cloud
-    probability, and its difference to ``base`` (a scene-wide radiometric estimate
+    mask, and its difference to ``base`` (a scene-wide radiometric estimate
     of the target, e.g. the regression fill). Attention over dates, at full and at
     half resolution, fuses the encodings; cloudy dates get low weight. A decoder
     with spatial attention and a per-band head predicts a residual over ``base``
