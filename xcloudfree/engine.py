@@ -168,8 +168,20 @@ def fill_block(
     return out
 
 
-def _spatial_chunks(cube: xr.DataArray) -> xr.DataArray:
-    return cube.chunk({"time": -1, "band": -1})
+def _map_with_halo(arr, block_fn, halo: int, bands: int | None):
+    """Run ``block_fn`` on every spatial chunk of a 4-D dask array with a ``halo`` of context.
+
+    The output has ``bands`` channels on axis 1, or loses axis 1 when ``bands`` is None.
+    """
+    ov = dsa.overlap.overlap(arr, depth={2: halo, 3: halo}, boundary="none")
+    spatial = (ov.chunks[2], ov.chunks[3])
+    if bands is None:
+        out = ov.map_blocks(
+            block_fn, drop_axis=1, dtype=np.float32, chunks=(ov.chunks[0], *spatial)
+        )
+        return dsa.overlap.trim_internal(out, {1: halo, 2: halo}, boundary="none")
+    out = ov.map_blocks(block_fn, dtype=np.float32, chunks=(ov.chunks[0], (bands,), *spatial))
+    return dsa.overlap.trim_internal(out, {2: halo, 3: halo}, boundary="none")
 
 
 def model_cloud_probability(
@@ -188,13 +200,9 @@ def model_cloud_probability(
     if cube.chunks is None:
         prob = probability_block(np.asarray(cube.values), **kwargs)
     else:
-        arr = cube.data.rechunk({1: -1})
-        ov = dsa.overlap.overlap(arr, depth={2: halo, 3: halo}, boundary="none")
-        prob = ov.map_blocks(
-            lambda blk: probability_block(blk, **kwargs),
-            drop_axis=1, dtype=np.float32, chunks=(ov.chunks[0], ov.chunks[2], ov.chunks[3]),
-        )  # fmt: skip
-        prob = dsa.overlap.trim_internal(prob, {1: halo, 2: halo}, boundary="none")
+        prob = _map_with_halo(
+            cube.data.rechunk({1: -1}), lambda blk: probability_block(blk, **kwargs), halo, None
+        )
     return xr.DataArray(
         prob, dims=("time", "y", "x"), coords=coords, name="cloud_probability",
         attrs={"long_name": "cloud probability", "units": "1", "source": "xcloudfree mask head"},
@@ -245,10 +253,5 @@ def fill_with_model(
             for p in parts
         ]
         stacked = dsa.concatenate(arrs, axis=1).rechunk({1: -1})
-        ov = dsa.overlap.overlap(stacked, depth={2: halo, 3: halo}, boundary="none")
-        out = ov.map_blocks(
-            lambda blk: fill_block(blk, **kwargs),
-            dtype=np.float32, chunks=(ov.chunks[0], (c,), ov.chunks[2], ov.chunks[3]),
-        )  # fmt: skip
-        out = dsa.overlap.trim_internal(out, {2: halo, 3: halo}, boundary="none")
+        out = _map_with_halo(stacked, lambda blk: fill_block(blk, **kwargs), halo, c)
     return cube.copy(data=out)

@@ -16,6 +16,8 @@ CORE = 4
 # Typical surface reflectance: inputs are centred and scaled around it.
 _CENTRE = 0.12
 _SPREAD = 0.1
+#: Generators predict residuals in units of this reflectance step (their heads start at 0).
+RESIDUAL_STEP = 0.05
 
 
 def normalise(x: torch.Tensor) -> torch.Tensor:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import CORE, BandHead, UNet2, normalise
+from .blocks import CORE, RESIDUAL_STEP, BandHead, UNet2, normalise
 
-_STEP = 0.05
 _CLOUD_STEP = 0.25  # clouds change reflectance far more than a refinement does
 
 
@@ -37,7 +36,7 @@ class Refiner(nn.Module):
         cloudy = mask * estimate + (1 - mask) * cloudy  # the cloud itself is never read
         x = torch.cat([normalise(cloudy[:, :CORE]), normalise(estimate[:, :CORE]), mask], 1)
         per_band = normalise(torch.stack([estimate, cloudy], 2))
-        return estimate + _STEP * self.head(self.body(x), per_band)
+        return estimate + RESIDUAL_STEP * self.head(self.body(x), per_band)
 
 
 class Clouder(nn.Module):

@@ -6,13 +6,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import CORE, BandHead, SpatialAttention, act, conv, normalise, upsample_to
+from .blocks import (
+    CORE,
+    RESIDUAL_STEP,
+    BandHead,
+    SpatialAttention,
+    act,
+    conv,
+    normalise,
+    upsample_to,
+)
 
 # A cloudy date's attention score is lowered by this much per unit of cloud mask:
 # cloudy dates are ignored unless nothing better exists.
 _CLOUD_PENALTY = 8.0
-# Residuals are predicted in units of this reflectance step.
-_STEP = 0.05
 
 
 def _temporal_softmax(scores: torch.Tensor, cloud: torch.Tensor) -> torch.Tensor:
@@ -93,4 +100,4 @@ class STGANGenerator(nn.Module):
         fused_values = (dates * a1).sum(1)
         per_band = torch.stack([base, fused_values, dates[:, 0]], 2)
         residual = self.head(feats, normalise(per_band))
-        return base + _STEP * residual, a1
+        return base + RESIDUAL_STEP * residual, a1
