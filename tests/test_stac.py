@@ -132,8 +132,8 @@ def test_load_returns_a_lazy_cube(api: Api) -> None:
     transform = cube.rio.transform()
     assert transform.a == pytest.approx(api.catalog.resolution)
     assert (transform.c, transform.f) == pytest.approx((api.bbox[0], api.bbox[3]))
-    # Default chunks: one date and every band per chunk.
-    assert cube.chunks[0] == (1,) * len(SCENES)
+    # Default chunks: every date and every band in one chunk, as remove() needs.
+    assert cube.chunks[0] == (len(SCENES),)
     assert cube.chunks[1] == (10,)
     # The cube contract holds as loaded.
     assert as_cube(cube) is not None

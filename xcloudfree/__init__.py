@@ -6,11 +6,11 @@ entry points are :func:`remove`, :func:`train`, :func:`load_model`,
 real sample in :mod:`xcloudfree.datasets`.
 """
 
-from . import accessor, datasets, errors, metrics
+from . import accessor, chunking, datasets, errors, metrics
 from ._version import __version__
 from .baselines import BASELINES
 from .cube import as_cube, band_id
-from .errors import XCloudFreeError
+from .errors import RechunkWarning, XCloudFreeError
 from .masking import cloud_mask, cloud_probability
 from .plotting import plot
 from .removal import METHODS, ModelUnavailableError, remove
@@ -26,7 +26,7 @@ _LAZY = {
 }
 
 
-_LAZY_MODULES = ("models", "training", "engine")
+_LAZY_MODULES = ("models", "training", "engine", "modelcache", "tiling")
 
 
 def __getattr__(name: str):
@@ -44,12 +44,14 @@ __all__ = [
     "METHODS",
     "HybridModel",
     "ModelUnavailableError",
+    "RechunkWarning",
     "SimulatedClouds",
     "XCloudFreeError",
     "__version__",
     "accessor",
     "as_cube",
     "band_id",
+    "chunking",
     "cloud_mask",
     "cloud_probability",
     "datasets",

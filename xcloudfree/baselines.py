@@ -39,6 +39,15 @@ __all__ = ["BASELINES", "fill"]
 
 #: Days after which the quality of a filled pixel has halved (see ``quality``).
 QUALITY_HALF_LIFE_DAYS = 30.0
+#: Attributes of every ``quality`` variable.
+QUALITY_ATTRS = {
+    "long_name": "reconstruction quality",
+    "units": "1",
+    "description": (
+        "1: clear observation; 1/(1 + gap_days/30): filled from a clear observation "
+        "gap_days away; 0: no clear observation to fill from; NaN: no data"
+    ),
+}
 # Fewer common clear pixels than this and a date pair's fit is not trusted.
 _MIN_FIT_PIXELS = 64
 
@@ -234,6 +243,21 @@ def _stats_block(data, cloud):
     return _pair_stats(data, _valid(data, cloud))[..., None, None]
 
 
+def regression_stats(data: dsa.Array, cloud: dsa.Array) -> dsa.Array:
+    """Pair statistics of the regression fill, summed over every chunk of a dask cube.
+
+    ``data`` is ``(T, B, Y, X)`` with time and band in one chunk, ``cloud`` the
+    ``(T, Y, X)`` bool mask chunked like it in space. Returns a lazy
+    ``(T, T, B, 6)`` float64 array in one chunk (see :func:`_pair_stats`).
+    """
+    t = data.shape[0]
+    partial = dsa.blockwise(
+        _stats_block, "tsbkyx", data, "tbyx", cloud, "tyx",
+        new_axes={"s": t, "k": 6}, adjust_chunks={"y": 1, "x": 1}, dtype=np.float64,
+    )  # fmt: skip
+    return partial.sum(axis=(4, 5))
+
+
 def fill(
     data: xr.DataArray, cloud: xr.DataArray, method: str = "regression"
 ) -> tuple[xr.DataArray, xr.DataArray]:
@@ -281,17 +305,11 @@ def fill(
     else:
         arr = data.data.rechunk({0: -1, 1: -1})
         cl = dsa.asarray(cloud.data).rechunk((-1, arr.chunks[2], arr.chunks[3]))
-        t, b = arr.shape[:2]
+        b = arr.shape[1]
         extra: tuple = ()
         if method == "regression":
-            partial = dsa.blockwise(
-                _stats_block, "tsbkyx", arr, "tbyx", cl, "tyx",
-                new_axes={"s": t, "k": 6}, adjust_chunks={"y": 1, "x": 1}, dtype=np.float64,
-            )  # fmt: skip
-            extra = (
-                partial.sum(axis=(4, 5)),
-                "qrsu",
-            )  # indices absent from the output: whole array
+            # indices absent from the output: the whole (small) array goes to every task
+            extra = (regression_stats(arr, cl), "qrsu")
         both = dsa.blockwise(
             _both_block, "tbyx", arr, "tbyx", cl, "tyx", *extra,
             adjust_chunks={"b": b + 1}, concatenate=True, dtype=np.float32,
@@ -305,14 +323,7 @@ def fill(
         dims=("time", "y", "x"),
         coords=quality_coords,
         name="quality",
-        attrs={
-            "long_name": "reconstruction quality",
-            "units": "1",
-            "description": (
-                "1: clear observation; 1/(1 + gap_days/30): filled from a clear observation "
-                "gap_days away; 0: no clear observation, input kept; NaN: no data"
-            ),
-        },
+        attrs=QUALITY_ATTRS,
     )
     return reflectance, quality_da
 

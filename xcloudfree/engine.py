@@ -1,187 +1,388 @@
-"""Running the model over cubes: windows with a halo, batches of tiles, devices, dask.
+"""Running the model over cubes: windows, batches, devices, precision and dask.
 
-The only module that knows about chunks, halos, batches and devices. A block
-(numpy, or one dask chunk with its halo) is cut into overlapping windows of
-``tile`` pixels; each window is run with ``halo`` pixels of context on every side
-and only its interior is kept, so the result does not depend on the tiling or the
-chunking (the halo covers the networks' receptive field). Windows of all dates to
-be filled are batched together onto the device.
+The only module that runs networks over data. A *block* -- the whole array, or
+one dask chunk with its halo -- is cut into windows (:mod:`xcloudfree.tiling`);
+windows of every date to be filled are gathered into full batches for the
+device, and overlapping windows are blended. Because every kept pixel sees its
+whole receptive field and windows sit on a common even grid, the result does not
+depend on the tiling or the chunking.
+
+On dask the work is two passes, both lazy:
+
+1. per chunk, the cloud mask and the regression statistics of every date pair
+   (summed over the region: the regression base is scene-wide);
+2. per chunk with its halo, the regression base, the networks and ``quality``.
+
+The statistics and the fill read the input themselves (the fill inside its own
+task) instead of keeping a first read in memory until the sums over the region
+are complete; only the cloud mask, packed to one bit per pixel and date, waits
+between the passes. Halo strips are copied out of neighbouring chunks, so a
+chunk is freed once its own users are done. Peak memory is thus set by the chunk
+size and the number of threads far more than by the region (see
+``benchmarks/memory.py`` for the measured figures).
+
+Models travel as references (:mod:`xcloudfree.modelcache`): each worker
+process loads a model once, and no graph carries one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import os
+import threading
+from collections import defaultdict
+from operator import getitem
 from typing import Any
 
 import dask.array as dsa
 import numpy as np
 import xarray as xr
 
-from .baselines import _days
+from .baselines import QUALITY_ATTRS, _days, _fill_block, _pair_stats, _valid, regression_stats
+from .modelcache import get_model, model_ref, resolve_device
 from .neighbours import nearest_dates
+from .tiling import Window, plan_windows
 
-__all__ = ["fill_with_model", "model_cloud_probability", "resolve_device"]
+__all__ = [
+    "BATCH_PIXELS",
+    "DTYPES",
+    "TILE",
+    "fill_with_model",
+    "model_cloud_probability",
+    "resolve_device",
+]
 
-#: Default window size in pixels (context included).
-TILE = 512
+#: Most pixels each window keeps along an axis (the model also reads its halo).
+TILE = 640
+#: Pixels (windows x window area) per forward pass when ``batch_size`` is None: the
+#: generators hold about 5 kB of activations per pixel with 10 bands, so ~2.5 GB on a
+#: CPU and ~40 GB on a GPU.
+BATCH_PIXELS = {"cpu": 2**19, "cuda": 2**23}
+#: Width of the blended overlap between neighbouring windows of a block.
+FEATHER = 8
+#: Accepted ``dtype=`` values: the precision of the networks' arithmetic.
+DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
+_GPU_LOCKS: dict[str, threading.Lock] = defaultdict(threading.Lock)
 
 
-def resolve_device(device: Any = "auto"):
-    """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device``."""
+def check_options(device: Any, dtype: str, batch_size: int | None, tile: int) -> None:
+    """Fail early, with the fix, on options that would only fail inside a task."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    dev = resolve_device(device)
+    if dtype == "float16" and dev.type != "cuda":
+        raise ValueError("dtype='float16' needs a CUDA device: use 'bfloat16' or 'float32' on CPU")
+    if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
+        raise ValueError(
+            f"batch_size must be None (automatic) or an integer >= 1, got {batch_size!r}"
+        )
+    if not isinstance(tile, (int, np.integer)) or tile < 4 * FEATHER:
+        raise ValueError(f"tile must be an integer >= {4 * FEATHER}, got {tile!r}")
+
+
+@contextlib.contextmanager
+def _running(dev, dtype: str):
+    """Inference mode, mixed precision, and one forward at a time on a GPU.
+
+    Dask may run several tasks in threads of one worker; on a GPU they take turns,
+    as dask-cuda advises (one thread per GPU), instead of splitting its memory.
+    """
     import torch
 
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-@functools.lru_cache(maxsize=8)
-def _load_path(path: str, device: str):
-    from .models import load_model
-
-    model = load_model(path, device=device)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
-
-
-def get_model(model: Any, device: Any):
-    """The model to run: ``None`` the shipped one, a path loaded once, or the object given."""
-    from .models import HybridModel, pretrained
-
-    dev = resolve_device(device)
-    if model is None:
-        return pretrained(str(dev))
-    if isinstance(model, (str, os.PathLike)):
-        return _load_path(os.fspath(model), str(dev))
-    if isinstance(model, HybridModel):
-        return model.to(dev).eval()
-    raise TypeError(
-        "model must be None (the shipped model), a path or a HybridModel, "
-        f"got {type(model).__name__}"
+    lock = _GPU_LOCKS[str(dev)] if dev.type == "cuda" else contextlib.nullcontext()
+    cast = (
+        torch.autocast(device_type=dev.type, dtype=getattr(torch, dtype))
+        if dtype != "float32"
+        else contextlib.nullcontext()
     )
+    with lock, cast, torch.inference_mode():
+        yield
 
 
-def _windows(n: int, tile: int, halo: int) -> list[tuple[int, int, int, int]]:
-    """Windows along one axis as (read_start, read_stop, write_start, write_stop)."""
-    core = max(tile - 2 * halo, 1)
-    if n <= tile:
-        return [(0, n, 0, n)]
-    out = []
-    for start in range(0, n, core):
-        stop = min(start + core, n)
-        out.append((max(0, start - halo), min(n, stop + halo), start, stop))
+def _batches(jobs: list, size: int | None, dev):
+    """Jobs grouped by window shape, in batches of ``size`` (None: by the pixel budget)."""
+    by_shape: dict[tuple[int, int], list] = defaultdict(list)
+    for job in jobs:
+        by_shape[job[0].shape].append(job)
+    budget = BATCH_PIXELS.get(dev.type, BATCH_PIXELS["cpu"])
+    for (h, w), group in by_shape.items():
+        n = size or max(1, budget // (h * w))
+        for i in range(0, len(group), n):
+            yield group[i : i + n]
+
+
+def _crop(a: np.ndarray, w: Window) -> np.ndarray:
+    """``a[..., read_y, read_x]`` with the window's edge padding."""
+    out = a[(..., *w.read)]
+    if any(sum(w.pad, ())):
+        out = np.pad(out, [(0, 0)] * (a.ndim - 2) + list(w.pad), mode="edge")
     return out
 
 
-def _iter_windows(h: int, w: int, tile: int, halo: int):
-    for ry0, ry1, wy0, wy1 in _windows(h, tile, halo):
-        for rx0, rx1, wx0, wx1 in _windows(w, tile, halo):
-            read = (slice(ry0, ry1), slice(rx0, rx1))
-            keep = (slice(wy0 - ry0, wy1 - ry0), slice(wx0 - rx0, wx1 - rx0))
-            write = (slice(wy0, wy1), slice(wx0, wx1))
-            yield read, keep, write
+def _gather(a: np.ndarray, windows: list[Window], index: list | np.ndarray) -> np.ndarray:
+    """Stack ``a[index[j]]`` cropped to ``windows[j]`` for every job ``j`` of a batch."""
+    return np.stack([_crop(a[i], win) for win, i in zip(windows, index, strict=True)])
 
 
-def _batches(items: list, size: int):
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+def _relative(keep: tuple[slice, slice], y0: int, x0: int) -> tuple[slice, slice]:
+    """A window's kept region in the coordinates of the core starting at ``(y0, x0)``."""
+    ky, kx = keep
+    return slice(ky.start - y0, ky.stop - y0), slice(kx.start - x0, kx.stop - x0)
+
+
+def _progress(total: int, show: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="batch", disable=not show or total <= 1, leave=False)
+
+
+# ---------------------------------------------------------------- blocks
 
 
 def probability_block(
-    block: np.ndarray, *, model: Any, device: Any, batch_size: int, tile: int
+    block: np.ndarray,
+    *,
+    model: Any,
+    device: Any,
+    batch_size: int | None,
+    tile: int,
+    dtype: str = "float32",
+    origin: tuple[int, int] = (0, 0),
+    core: tuple[tuple[int, int], tuple[int, int]] | None = None,
+    progress: bool = False,
 ) -> np.ndarray:
-    """Cloud probability ``(T, H, W)`` of a ``(T, C, H, W)`` core-first block (NaN stays NaN)."""
+    """Cloud probability ``(T, h, w)`` of the ``core`` of a core-first block ``(T, C, H, W)``.
+
+    NaN input stays NaN. ``origin`` is the block's global position (see
+    :mod:`xcloudfree.tiling`); ``core`` the part to return (default: all).
+    """
     import torch
 
     net = get_model(model, device)
     dev = next(net.parameters()).device
-    halo = net.config.halo
     t, _, h, w = block.shape
-    finite = np.isfinite(block[:, :4]).all(1)
-    x = np.nan_to_num(block[:, :4].astype(np.float32))
-    out = np.full((t, h, w), np.nan, np.float32)
-    with torch.inference_mode():
-        for read, keep, write in _iter_windows(h, w, tile, halo):
-            for dates in _batches(list(range(t)), batch_size):
-                window = x[dates[0] : dates[-1] + 1, :, read[0], read[1]]
-                inp = torch.from_numpy(np.ascontiguousarray(window)).to(dev)
-                prob = net.cloud_probability(inp)[:, 0].float().cpu().numpy()
-                for j, d in enumerate(dates):
-                    out[d][write[0], write[1]] = prob[j][keep[0], keep[1]]
+    (y0, y1), (x0, x1) = core or ((0, h), (0, w))
+    x = np.nan_to_num(block[:, :4].astype(np.float32, copy=False))
+    out = np.zeros((t, y1 - y0, x1 - x0), np.float32)
+    windows = plan_windows(
+        (h, w), core=core, tile=tile, halo=net.config.mask_halo, feather=FEATHER, origin=origin
+    )
+    jobs = [(win, d) for win in windows for d in range(t)]
+    batches = list(_batches(jobs, batch_size, dev))
+    with _running(dev, dtype), _progress(len(batches), progress, "cloud mask") as bar:
+        for batch in batches:
+            inp = np.stack([_crop(x[d], win) for win, d in batch])
+            prob = net.cloud_probability(torch.from_numpy(inp).to(dev))[:, 0].float().cpu().numpy()
+            for (win, d), p in zip(batch, prob, strict=True):
+                out[(d, *_relative(win.keep, y0, x0))] += win.weight * p[win.keep_in_read]
+            bar.update()
+    finite = np.isfinite(block[:, :4, y0:y1, x0:x1]).all(1)
     out[~finite] = np.nan
     return out
 
 
 def fill_block(
-    block: np.ndarray,
+    data: np.ndarray,
+    mask: np.ndarray,
+    stats: np.ndarray,
     *,
-    bands: int,
     days: np.ndarray,
     model: Any,
     device: Any,
-    batch_size: int,
+    batch_size: int | None,
     tile: int,
     k: int | None,
     stages: tuple[str, ...],
+    dtype: str = "float32",
+    origin: tuple[int, int] = (0, 0),
+    core: tuple[tuple[int, int], tuple[int, int]] | None = None,
+    progress: bool = False,
 ) -> np.ndarray:
-    """Fill one block ``(T, 2C + 2, H, W)`` = data, base, cloud, mask -> ``(T, C, H, W)``."""
+    """Fill the masked pixels of the ``core`` of one block.
+
+    Parameters
+    ----------
+    data
+        ``(T, C, H, W)`` core-first reflectance (every date).
+    mask
+        ``(T, H, W)`` bool, True where a pixel is to be filled.
+    stats
+        Regression statistics of the whole region (:func:`~xcloudfree.baselines.regression_stats`).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(T, C + 1, h, w)``: the filled reflectance and, last, ``quality``.
+    """
     import torch
 
     net = get_model(model, device)
     dev = next(net.parameters()).device
-    halo = net.config.halo
-    c = bands
-    data, base = block[:, :c], block[:, c : 2 * c]
-    cloud_in, mask = block[:, 2 * c], block[:, 2 * c + 1] > 0.5
-    t, _, h, w = data.shape
-    out = np.array(data, dtype=np.float32, copy=True)
-    targets = [i for i in range(t) if mask[i].any()]
-    if not targets:
-        return out
+    h, w = data.shape[-2:]
+    (y0, y1), (x0, x1) = core or ((0, h), (0, w))
+    base, quality = _fill_block(data, mask, days, "regression", stats)
     nan = ~np.isfinite(data).all(1)
-    x = np.nan_to_num(data.astype(np.float32))
-    cloud = np.where(nan, 1.0, np.nan_to_num(cloud_in, nan=1.0)).astype(np.float32)
-    b = np.nan_to_num(base.astype(np.float32))
-    m = mask.astype(np.float32)
+    x = np.nan_to_num(data.astype(np.float32, copy=False))
+    out = np.array(x[:, :, y0:y1, x0:x1], copy=True)
+    # The networks' cloud input is the fill mask, and nodata counts as cloud.
+    cloud = (mask | nan).astype(np.float32)[:, None]
+    b = np.nan_to_num(base)
+    m = mask.astype(np.float32)[:, None]
     neighbours = nearest_dates(days, k or net.config.k)
-    with torch.inference_mode():
-        for read, keep, write in _iter_windows(h, w, tile, halo):
-            ry, rx = read
-            for group in _batches(targets, batch_size):
-                idx = neighbours[group]
-                # crop first (a view), then gather: only the window is copied
-                tensors = [
-                    x[:, :, ry, rx][idx],
-                    cloud[:, ry, rx][idx][:, :, None],
-                    b[:, :, ry, rx][group],
-                    m[:, ry, rx][group][:, None],
-                ]
-                dates, cl, ba, mk = (
-                    torch.from_numpy(np.ascontiguousarray(a)).to(dev) for a in tensors
-                )
-                pred = net(dates, cl, ba, mk, stages=stages).float().cpu().numpy()
-                for j, target in enumerate(group):
-                    out[target][:, write[0], write[1]] = pred[j][:, keep[0], keep[1]]
-    out[np.broadcast_to(nan[:, None], out.shape)] = np.nan
-    return out
+    windows = plan_windows(
+        (h, w), core=core, tile=tile, halo=net.config.halo, feather=FEATHER, origin=origin
+    )
+    # A window is run for a date only where that date has something to fill in it.
+    jobs = [
+        (win, d)
+        for win in windows
+        for d in np.flatnonzero(mask[(slice(None), *win.keep)].any((1, 2)))
+    ]
+    batches = list(_batches(jobs, batch_size, dev))
+    with _running(dev, dtype), _progress(len(batches), progress, "filling") as bar:
+        for batch in batches:
+            wins = [win for win, _ in batch]
+            targets = [d for _, d in batch]
+            near = neighbours[targets]
+            arrays = [
+                _gather(x, wins, near), _gather(cloud, wins, near),
+                _gather(b, wins, targets), _gather(m, wins, targets),
+            ]  # fmt: skip
+            tensors = [torch.from_numpy(a).to(dev) for a in arrays]
+            pred = net(*tensors, stages=stages).float().cpu().numpy()
+            for win, d, p in zip(wins, targets, pred, strict=True):
+                here = (d, slice(None), *_relative(win.keep, y0, x0))
+                # Outside the mask the model returns its input, so adding weighted
+                # differences equals blending the windows' outputs.
+                seen = p[(slice(None), *win.keep_in_read)] - x[(d, slice(None), *win.keep)]
+                out[here] += win.weight * seen
+            bar.update()
+    out[np.broadcast_to(nan[:, None, y0:y1, x0:x1], out.shape)] = np.nan
+    return np.concatenate([out, quality[:, None, y0:y1, x0:x1]], axis=1)
 
 
-def _map_with_halo(arr, block_fn, halo: int, bands: int | None):
-    """Run ``block_fn`` on every spatial chunk of a 4-D dask array with a ``halo`` of context.
+# ---------------------------------------------------------------- dask
 
-    The output has ``bands`` channels on axis 1, or loses axis 1 when ``bands`` is None.
+
+def _axis_plan(starts: np.ndarray, i: int, halo: int) -> tuple[int, int, list[tuple[int, slice]]]:
+    """Block ``i`` with ``halo`` px of context along one axis of chunk boundaries ``starts``.
+
+    Returns the global start and stop of the haloed block, and the neighbouring
+    chunks it is made of as ``(chunk index, slice within that chunk)``.
     """
-    ov = dsa.overlap.overlap(arr, depth={2: halo, 3: halo}, boundary="none")
-    spatial = (ov.chunks[2], ov.chunks[3])
-    if bands is None:
-        out = ov.map_blocks(
-            block_fn, drop_axis=1, dtype=np.float32, chunks=(ov.chunks[0], *spatial)
-        )
-        return dsa.overlap.trim_internal(out, {1: halo, 2: halo}, boundary="none")
-    out = ov.map_blocks(block_fn, dtype=np.float32, chunks=(ov.chunks[0], (bands,), *spatial))
-    return dsa.overlap.trim_internal(out, {2: halo, 3: halo}, boundary="none")
+    lo = max(int(starts[i]) - halo, 0)
+    hi = min(int(starts[i + 1]) + halo, int(starts[-1]))
+    pieces = []
+    for j in range(len(starts) - 1):
+        a, b = max(lo, int(starts[j])), min(hi, int(starts[j + 1]))
+        if a < b:
+            pieces.append((j, slice(a - int(starts[j]), b - int(starts[j]))))
+    return lo, hi, pieces
+
+
+def _copy(block: np.ndarray, index: tuple) -> np.ndarray:
+    return np.array(block[index], copy=True)
+
+
+def _assemble(fn, pieces, origin, core, *extra):
+    # ``pieces``: per array, a grid (rows of columns) of cropped neighbouring chunks.
+    blocks = [np.block([list(row) for row in grid]) for grid in pieces]
+    return fn(*blocks, *extra, origin=origin, core=core)
+
+
+def _inliner(arr: dsa.Array):
+    """A function giving, for a chunk key of ``arr``, the task that computes it inline.
+
+    A task that embeds the reading of its input reads it when it runs and frees it
+    when it ends. As separate tasks, reads are run early by dask and held until
+    their users may run -- for the fill, that is after statistics over the whole
+    region, so the whole region would be held. None for in-memory (numpy) input,
+    which costs nothing to hold and would be copied into every task.
+    """
+    from dask._task_spec import DataNode, convert_legacy_graph
+
+    graph = convert_legacy_graph(dict(arr.__dask_graph__()))
+    if any(
+        isinstance(n, DataNode) and isinstance(n.value, np.ndarray) and n.value.nbytes > 2**20
+        for n in graph.values()
+    ):
+        return None
+
+    @functools.cache
+    def inline(key):
+        node = graph[key]
+        if isinstance(node, DataNode):
+            return node
+        return node.substitute({dep: inline(dep) for dep in node.dependencies}, key=None)
+
+    return inline
+
+
+def _with_halo(
+    fn, arrays: list, halo: int, *, out_chunks: tuple, extra: tuple = (), inline_first=False
+):
+    """Map ``fn`` over the spatial chunks of ``arrays``, each read with ``halo`` px of context.
+
+    ``fn`` gets the blocks (with halo), then the values of ``extra`` (one-chunk dask
+    arrays), and ``origin=`` and ``core=`` keywords, and returns only the core of its
+    chunk, so no trimming is needed. With ``inline_first`` the first array is read
+    inside each task (see :func:`_inliner`).
+
+    The halo strips of neighbouring chunks are *copies* made by tasks of their own:
+    :func:`dask.array.overlap.overlap` cuts them as views, which keep whole chunks in
+    memory while they wait for their user -- a whole region, for a large one.
+    """
+    from dask._task_spec import List, Task, TaskRef
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    inline = _inliner(arrays[0]) if inline_first else None
+    ystart = np.cumsum((0, *arrays[0].chunks[-2]))
+    xstart = np.cumsum((0, *arrays[0].chunks[-1]))
+    name = f"xcloudfree-{fn.func.__name__.strip('_')}-" + tokenize(fn, *arrays, *extra, halo)
+    lead = (0,) * (len(out_chunks) - 2)
+    extras = [TaskRef((e.name, *(0,) * e.ndim)) for e in extra]
+
+    dsk = {}
+
+    def crop(i, a, y, x, sy, sx, own):
+        key = (a.name, *(0,) * (a.ndim - 2), y, x)
+        if i == 0 and inline is not None:
+            return Task(None, getitem, inline(key), (..., sy, sx))
+        if own:
+            return Task(None, getitem, TaskRef(key), (..., sy, sx))
+        # A neighbour's strip is copied in a task of its own, so the neighbour's
+        # chunk can be freed as soon as its own users are done.
+        strip = (f"{name}-strip-{i}", y, x, sy.start, sy.stop, sx.start, sx.stop)
+        dsk[strip] = Task(strip, _copy, TaskRef(key), (..., sy, sx))
+        return TaskRef(strip)
+
+    for iy in range(len(ystart) - 1):
+        y0, _, ys = _axis_plan(ystart, iy, halo)
+        for ix in range(len(xstart) - 1):
+            x0, _, xs = _axis_plan(xstart, ix, halo)
+            pieces = List(
+                *(
+                    List(
+                        *(
+                            List(*(crop(i, a, y, x, sy, sx, (y, x) == (iy, ix)) for x, sx in xs))
+                            for y, sy in ys
+                        )
+                    )
+                    for i, a in enumerate(arrays)
+                )
+            )
+            core = (
+                (int(ystart[iy]) - y0, int(ystart[iy + 1]) - y0),
+                (int(xstart[ix]) - x0, int(xstart[ix + 1]) - x0),
+            )
+            key = (name, *lead, iy, ix)
+            dsk[key] = Task(key, _assemble, fn, pieces, (y0, x0), core, *extras)
+    deps = [*extra, *(arrays[1:] if inline is not None else arrays)]
+    if inline is not None:  # the inlined tasks' own inputs
+        deps.append(arrays[0])
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=deps)
+    return dsa.Array(graph, name, chunks=out_chunks, dtype=np.float32)
 
 
 def model_cloud_probability(
@@ -189,19 +390,29 @@ def model_cloud_probability(
     *,
     model: Any = None,
     device: Any = "auto",
-    batch_size: int = 8,
+    batch_size: int | None = None,
     tile: int = TILE,
+    dtype: str = "float32",
+    progress: bool = True,
 ) -> xr.DataArray:
-    """The model's cloud probability ``(time, y, x)`` of a core-first cube, lazy on dask."""
-    net = get_model(model, device)
-    halo = net.config.halo
-    kwargs = {"model": model, "device": device, "batch_size": batch_size, "tile": tile}
+    """The model's cloud probability ``(time, y, x)`` of a core-first cube, lazy on dask.
+
+    ``progress`` shows a bar for numpy input; dask input shows progress through
+    dask's own tools when computed.
+    """
+    check_options(device, dtype, batch_size, tile)
+    ref = model_ref(model)
+    net = get_model(ref, device)
+    fn = functools.partial(
+        probability_block, model=ref, device=device, batch_size=batch_size, tile=tile, dtype=dtype
+    )
     coords = {k: v for k, v in cube.coords.items() if "band" not in v.dims}
     if cube.chunks is None:
-        prob = probability_block(np.asarray(cube.values), **kwargs)
+        prob = fn(np.asarray(cube.values), progress=progress)
     else:
-        prob = _map_with_halo(
-            cube.data.rechunk({1: -1}), lambda blk: probability_block(blk, **kwargs), halo, None
+        data = cube.data.rechunk({1: -1})
+        prob = _with_halo(
+            fn, [data], net.config.mask_halo + 1, out_chunks=(data.chunks[0], *data.chunks[2:])
         )
     return xr.DataArray(
         prob, dims=("time", "y", "x"), coords=coords, name="cloud_probability",
@@ -209,49 +420,110 @@ def model_cloud_probability(
     )  # fmt: skip
 
 
+def _reread(arr: dsa.Array, tag: str) -> dsa.Array:
+    """``arr`` under new task keys, so dask computes it again instead of holding it.
+
+    ``tag`` tells apart several re-reads of one array.
+    :func:`dask.graph_manipulation.clone` would do this, but its copies break dask's
+    task fusion when a result is sliced (dask/dask#12455), so the graph is copied
+    here with every key renamed.
+    """
+    from dask._task_spec import convert_legacy_graph
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    graph = convert_legacy_graph(dict(arr.__dask_graph__()))
+    suffix = f"-{tag}-" + tokenize(arr)[:12]
+
+    def renamed(key):
+        return (key[0] + suffix, *key[1:]) if isinstance(key, tuple) else key + suffix
+
+    subs = {key: renamed(key) for key in graph}
+    layer = {subs[key]: task.substitute(subs, key=subs[key]) for key, task in graph.items()}
+    name = arr.name + suffix
+    return dsa.Array(
+        HighLevelGraph.from_collections(name, layer, dependencies=()), name, arr.chunks,
+        meta=arr._meta,
+    )  # fmt: skip
+
+
+def _unpack_then_fill(data, packed, stats, *, dates: int, origin, core, **kwargs):
+    mask = np.unpackbits(packed[:, 0], axis=0, count=dates).astype(bool)
+    return fill_block(data, mask, stats, origin=origin, core=core, **kwargs)
+
+
 def fill_with_model(
     cube: xr.DataArray,
-    cloud: xr.DataArray,
     mask: xr.DataArray,
-    base: xr.DataArray,
     *,
     model: Any = None,
     device: Any = "auto",
-    batch_size: int = 8,
+    batch_size: int | None = None,
     tile: int = TILE,
     k: int | None = None,
     stages: tuple[str, ...] = ("stgan", "cyclegan"),
-) -> xr.DataArray:
-    """Run the hybrid model on every date with masked pixels; lazy on dask.
+    dtype: str = "float32",
+    progress: bool = True,
+) -> tuple[xr.DataArray, xr.DataArray]:
+    """Run the hybrid model on every masked pixel of a core-first cube; lazy on dask.
 
-    ``cube`` and ``base`` are core-first ``(time, band, y, x)``; ``cloud`` (each
-    date's 0-1 cloud input to the networks, the fill mask as float in
-    :func:`xcloudfree.remove`) and ``mask`` (where to fill) are ``(time, y, x)``.
-    Returns a cube like ``cube``.
+    Parameters
+    ----------
+    cube
+        Core-first ``(time, band, y, x)`` reflectance; on dask, time and band must
+        each be one chunk (see :func:`xcloudfree.chunking.apply_policy`).
+    mask
+        ``(time, y, x)`` bool, True where a pixel is to be filled.
+    model, device, batch_size, tile, k, stages, dtype
+        See :func:`xcloudfree.remove`.
+    progress
+        Show a progress bar (numpy input; for dask use dask's progress tools).
+
+    Returns
+    -------
+    reflectance, quality : xarray.DataArray
+        The filled cube (like ``cube``, float32) and ``quality`` (time, y, x) as
+        defined in :func:`xcloudfree.baselines.fill`.
     """
-    net = get_model(model, device)
-    halo = net.config.halo
+    check_options(device, dtype, batch_size, tile)
+    ref = model_ref(model)
+    net = get_model(ref, device)
     c = cube.sizes["band"]
-    parts = [
-        cube,
-        base,
-        cloud.expand_dims(band=1, axis=1),
-        mask.astype(np.float32).expand_dims(band=1, axis=1),
-    ]
-    kwargs = {
-        "bands": c, "days": _days(cube["time"].values), "model": model, "device": device,
-        "batch_size": batch_size, "tile": tile, "k": k, "stages": tuple(stages),
-    }  # fmt: skip
-    if cube.chunks is None and base.chunks is None:
-        stacked = np.concatenate([np.asarray(p.values, dtype=np.float32) for p in parts], axis=1)
-        out = fill_block(stacked, **kwargs)
+    days = _days(cube["time"].values)
+    fn = functools.partial(
+        fill_block, days=days, model=ref, device=device, batch_size=batch_size, tile=tile,
+        k=k, stages=tuple(stages), dtype=dtype,
+    )  # fmt: skip
+    mask = mask.transpose("time", "y", "x")
+    if cube.chunks is None and mask.chunks is None:
+        data = np.asarray(cube.values, dtype=np.float32)
+        m = np.asarray(mask.values, dtype=bool)
+        stats = _pair_stats(data, _valid(data, m))
+        both = fn(data, m, stats, progress=progress)
     else:
-        chunks = cube.chunks or base.chunks
-        ychunks, xchunks = chunks[2], chunks[3]
-        arrs = [
-            dsa.asarray(p.data).astype(np.float32).rechunk((-1, -1, ychunks, xchunks))
-            for p in parts
-        ]
-        stacked = dsa.concatenate(arrs, axis=1).rechunk({1: -1})
-        out = _map_with_halo(stacked, lambda blk: fill_block(blk, **kwargs), halo, c)
-    return cube.copy(data=out)
+        data = dsa.asarray(cube.data).astype(np.float32)
+        if len(data.chunks[0]) > 1 or len(data.chunks[1]) > 1:
+            raise ValueError(
+                "fill_with_model needs time and band in one chunk each: "
+                "use xcloudfree.chunking.apply_policy(cube, halo=...) first"
+            )
+        m = dsa.asarray(mask.data).astype(bool).rechunk(data.chunks[:1] + data.chunks[2:])
+        # Each pass reads the input itself: a first read kept for later users (the
+        # statistics wait for the mask, the fill for the statistics of the whole region)
+        # would pin every chunk of the region in memory.
+        stats = regression_stats(_reread(data, "stats"), m)
+        t = data.shape[0]
+        packed = m.map_blocks(
+            np.packbits, axis=0, dtype=np.uint8, chunks=((-(-t // 8),), *m.chunks[1:])
+        )[:, None]
+        fill = functools.partial(_unpack_then_fill, dates=t, **fn.keywords)
+        both = _with_halo(
+            fill, [data, packed], net.config.halo + 1, extra=(stats,), inline_first=True,
+            out_chunks=((t,), (c + 1,), *data.chunks[2:]),
+        )  # fmt: skip
+    reflectance = cube.copy(data=both[:, :c])
+    coords = {k: v for k, v in cube.coords.items() if "band" not in v.dims}
+    quality = xr.DataArray(
+        both[:, c], dims=("time", "y", "x"), coords=coords, name="quality", attrs=QUALITY_ATTRS
+    )
+    return reflectance, quality

@@ -15,6 +15,7 @@ __all__ = [
     "DTypeError",
     "DimensionError",
     "ModelUnavailableError",
+    "RechunkWarning",
     "ScaleError",
     "StacError",
     "TimeError",
@@ -56,3 +57,11 @@ class StacError(XCloudFreeError, RuntimeError):
 
 class ModelUnavailableError(XCloudFreeError, RuntimeError):
     """The model weights requested are not available in this installation."""
+
+
+class RechunkWarning(UserWarning):
+    """A dask cube was rechunked because its chunks did not suit the computation.
+
+    The message says from what to what and why; rechunk the input yourself (see
+    :func:`xcloudfree.chunking.suggest_chunks`) to silence it.
+    """

@@ -53,6 +53,9 @@ def cloud_probability(
     method: str = "spectral",
     model: Any = None,
     device: Any = "auto",
+    batch_size: int | None = None,
+    dtype: str = "float32",
+    progress: bool = True,
 ) -> xr.DataArray:
     """Per-pixel cloud probability from the spectral test or the model's mask head.
 
@@ -67,8 +70,11 @@ def cloud_probability(
         ``"spectral"`` (the documented test, no torch needed) or ``"model"`` (the
         cloud-mask head of the hybrid model, the default mask of
         :func:`xcloudfree.remove`).
-    model, device
-        For ``"model"``: the model (default: the shipped one) and its device.
+    model, device, batch_size, dtype
+        For ``"model"``: the model (default: the shipped one), its device, windows
+        per forward pass and arithmetic precision, as for :func:`xcloudfree.remove`.
+    progress
+        For ``"model"`` on numpy input: show a progress bar.
 
     Returns
     -------
@@ -89,7 +95,10 @@ def cloud_probability(
         from .engine import model_cloud_probability
 
         cube = core_first(as_cube(cube, scale=scale))
-        return model_cloud_probability(cube, model=model, device=device)
+        return model_cloud_probability(
+            cube, model=model, device=device, batch_size=batch_size, dtype=dtype,
+            progress=progress,
+        )  # fmt: skip
     if method != "spectral":
         raise ValueError(f"unknown mask method {method!r}: choose 'spectral' or 'model'")
     cube = as_cube(cube, scale=scale, required_bands=("B02", "B04"))
@@ -164,6 +173,9 @@ def cloud_mask(
     method: str = "spectral",
     model: Any = None,
     device: Any = "auto",
+    batch_size: int | None = None,
+    dtype: str = "float32",
+    progress: bool = True,
 ) -> xr.DataArray | tuple[xr.DataArray, xr.DataArray]:
     """Boolean cloud mask from the spectral test or the model's mask head.
 
@@ -181,7 +193,7 @@ def cloud_mask(
         Passed to :func:`~xcloudfree.as_cube` for integer (DN) input.
     return_probability
         Also return the ``cloud_probability`` it was thresholded from.
-    method, model, device
+    method, model, device, batch_size, dtype, progress
         As for :func:`cloud_probability`: ``"spectral"`` or ``"model"``.
 
     Returns
@@ -198,7 +210,10 @@ def cloud_mask(
     >>> mask.dtype.name, round(float(mask.sel(time="2018-01-31").mean()), 2)
     ('bool', 1.0)
     """
-    prob = cloud_probability(cube, scale=scale, method=method, model=model, device=device)
+    prob = cloud_probability(
+        cube, scale=scale, method=method, model=model, device=device, batch_size=batch_size,
+        dtype=dtype, progress=progress,
+    )  # fmt: skip
     # Nodata is never called cloud, not even by dilation from a neighbouring cloud.
     mask = dilate_mask(prob > threshold, dilate) & prob.notnull()
     mask.name = "cloud_mask"

@@ -9,6 +9,7 @@ import xarray as xr
 
 from ._version import __version__
 from .baselines import BASELINES, fill
+from .chunking import apply_policy
 from .cube import as_cube, core_first
 from .errors import CubeError, ModelUnavailableError
 from .masking import cloud_mask
@@ -95,9 +96,11 @@ def remove(
     dilate: int = 2,
     model: Any = None,
     device: Any = "auto",
-    batch_size: int = 8,
+    batch_size: int | None = None,
     stages: tuple[str, ...] = ("stgan", "cyclegan"),
     threshold: float | None = None,
+    dtype: str = "float32",
+    progress: bool = True,
 ) -> xr.Dataset:
     """Remove clouds from a Sentinel-2 cube.
 
@@ -123,14 +126,25 @@ def remove(
         shipped pretrained model.
     device
         ``"hybrid"`` only: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
+        On dask, ``"auto"`` is resolved on each worker, so GPU workers use their GPU.
     batch_size
-        ``"hybrid"`` only: tiles per forward pass.
+        ``"hybrid"`` only: windows (up to 640 x 640 px plus a 49 px halo each) per
+        forward pass. None (default) fits as many as a pixel budget allows (about
+        2.5 GB of activations on a CPU, 40 GB on a GPU, see
+        :data:`xcloudfree.engine.BATCH_PIXELS`); lower it if memory is short.
     stages
         ``"hybrid"`` only: ``("stgan", "cyclegan")``; one stage alone gives the
         ablations ``("stgan",)`` and ``("cyclegan",)``.
     threshold
         ``"hybrid"`` only: probability above which the mask head calls a pixel
         cloudy (default: the model's, 0.5).
+    dtype
+        ``"hybrid"`` only: arithmetic precision of the networks, ``"float32"``,
+        ``"bfloat16"`` (mixed precision, for CUDA GPUs) or ``"float16"`` (CUDA only).
+    progress
+        Show progress bars while numpy (eager) input is processed. Dask input is
+        lazy: see its progress with ``dask.diagnostics.ProgressBar`` or
+        ``distributed.progress`` when it is computed.
 
     Returns
     -------
@@ -163,28 +177,32 @@ def remove(
         raise ValueError(f"model= and threshold= are options of method='hybrid', not of {method!r}")
     variables: dict[str, xr.DataArray] = {}
     if method == "hybrid":
-        from .engine import fill_with_model, get_model
+        from .engine import TILE, check_options, fill_with_model
+        from .modelcache import get_model, model_ref
 
+        # Fail early, before any work is queued; a model object becomes a small
+        # reference that tasks resolve on their worker.
+        check_options(device, dtype, batch_size, TILE)
+        ref = model_ref(model)
+        net = get_model(ref, device)
         order = [str(b) for b in cube["band"].values]
-        ordered = core_first(cube)
-        net = get_model(model, device)  # fail early, before any work is queued
+        ordered = apply_policy(core_first(cube), halo=net.config.halo + 1)
+        options = {"model": ref, "device": device, "batch_size": batch_size, "dtype": dtype}
         if mask is None:
             cut = net.config.threshold if threshold is None else threshold
             mask, prob = cloud_mask(
                 ordered, threshold=cut, dilate=dilate, return_probability=True,
-                method="model", model=model, device=device,
+                method="model", progress=progress, **options,
             )  # fmt: skip
             variables["cloud_probability"] = prob
         else:
             mask = as_mask(mask, cube)
-        base, quality = fill(ordered, mask, "regression")
-        # The networks take the fill mask as each date's cloud input, as in training.
-        reflectance = fill_with_model(
-            ordered, mask.astype(np.float32), mask, base, model=model, device=device,
-            batch_size=batch_size, stages=tuple(stages),
-        ).sel(band=order)  # fmt: skip
-        reflectance = reflectance.assign_coords(band=cube["band"])
+        reflectance, quality = fill_with_model(
+            ordered, mask, stages=tuple(stages), progress=progress, **options
+        )
+        reflectance = reflectance.sel(band=order).assign_coords(band=cube["band"])
     else:
+        cube = apply_policy(cube, halo=dilate + 1)
         if mask is None:
             mask, prob = cloud_mask(cube, dilate=dilate, return_probability=True)
             variables["cloud_probability"] = prob

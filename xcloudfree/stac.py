@@ -52,6 +52,7 @@ import pandas as pd
 import pystac
 import xarray as xr
 
+from .chunking import chunk_size
 from .cube import DIMS, band_id
 from .errors import BandError, StacError
 
@@ -74,9 +75,10 @@ DEFAULT_BANDS: tuple[str, ...] = (
     "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12",
 )  # fmt: skip
 
-#: One date per chunk and 1024 x 1024 pixels: 10 float32 bands make 40 MiB, a size dask
-#: handles well, and one chunk is one COG window read per band.
-DEFAULT_CHUNKS: dict[str, int] = {"time": 1, "y": 1024, "x": 1024}
+#: Every date in one chunk (cloud removal needs a pixel's whole series, see
+#: :mod:`xcloudfree.chunking`) and 1024 x 1024 px, made smaller where a task would
+#: exceed the task-memory budget for the number of dates and bands loaded.
+DEFAULT_CHUNKS: dict[str, int] = {"time": -1, "y": 1024, "x": 1024}
 
 # Sentinel-2 DN are reflectance x 10000; used when an asset declares no scale.
 _S2_SCALE = 1e-4
@@ -441,7 +443,11 @@ def load_items(
     order = {k: i for i, k in enumerate(slices)}
     rank = [order[k] for k in group_keys]
 
-    chunk_spec = dict(DEFAULT_CHUNKS if chunks is None else chunks)
+    if chunks is None:
+        side = chunk_size(len(slices), len(band_ids), size=DEFAULT_CHUNKS["y"])
+        chunk_spec: dict[str, int] = {**DEFAULT_CHUNKS, "y": side, "x": side}
+    else:
+        chunk_spec = dict(chunks)
     band_chunk = chunk_spec.pop("band", -1)
 
     load_kwargs: dict[str, Any] = dict(odc_kwargs)
@@ -511,7 +517,8 @@ def load_items(
     cube = cube.transpose(*DIMS)
     if not pd.Index(cube["time"].values).is_monotonic_increasing:
         cube = cube.sortby("time")
-    cube = cube.chunk({"band": band_chunk})
+    # Fusing and sorting dates may split the time chunk: restore the one asked for.
+    cube = cube.chunk({"band": band_chunk, "time": chunk_spec.get("time", 1)})
     cube.name = "reflectance"
     cube.attrs = {"units": "1", "long_name": "reflectance"}
     return cube
@@ -677,8 +684,9 @@ def load_stac(
         CRS (their UTM zone for Sentinel-2).
     chunks
         Dask chunks by dim name; None gives :data:`DEFAULT_CHUNKS`,
-        ``{"time": 1, "y": 1024, "x": 1024}``, with every band in one chunk (the
-        models need all bands of a pixel together).  Add ``"band": 1`` to split bands.
+        ``{"time": -1, "y": 1024, "x": 1024}`` (smaller in space for long series,
+        see :func:`xcloudfree.chunking.chunk_size`), with every band in one chunk:
+        the chunking :func:`xcloudfree.remove` needs. Add ``"band": 1`` to split bands.
     max_cloud_cover
         Keep scenes with ``eo:cloud_cover`` below this percentage (0-100).  Sent as a
         ``query`` (or CQL2 ``filter``) where the API supports one; the result is also

@@ -39,8 +39,10 @@ class HybridConfig:
     threshold
         Cloud probability above which the mask head calls a pixel cloudy.
     halo
-        Pixels of context each side that make tiled inference equal whole-scene
-        inference (at least the receptive radius).
+        Pixels of context each side that make tiled inference of the generators
+        equal whole-scene inference (at least their receptive radius, 45 px).
+    mask_halo
+        The same for the mask head (receptive radius 21 px).
     """
 
     k: int = 3
@@ -50,6 +52,7 @@ class HybridConfig:
     mask_width: int = 16
     threshold: float = 0.5
     halo: int = 48
+    mask_halo: int = 24
     metadata: dict[str, Any] = field(default_factory=dict)
 
 

@@ -1,0 +1,176 @@
+"""Models on workers: loaded once per process, referred to by a small picklable handle.
+
+A task graph never carries a model. It carries a *reference*:
+
+* ``None`` -- the shipped pretrained model, loaded from the package by each process;
+* a path -- a saved model, loaded once per process and device;
+* a token ``"xcloudfree-model:<sha1>"`` -- a :class:`~xcloudfree.models.HybridModel`
+  object given by the user. The object is kept in this process's registry and, when
+  a :class:`distributed.Client` is active, shipped once to every worker by a
+  worker plugin (workers that join later get it too).
+
+Every process keeps one copy per reference and device, however many tasks use it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import os
+import threading
+from typing import Any
+
+from distributed import WorkerPlugin
+
+__all__ = ["ModelPlugin", "get_model", "load_count", "model_ref", "resolve_device"]
+
+_TOKEN_PREFIX = "xcloudfree-model:"
+# token -> serialized model, in this process (client or worker).
+_REGISTRY: dict[str, bytes] = {}
+_LOCK = threading.Lock()
+_LOADS = [0]
+
+
+def resolve_device(device: Any = "auto"):
+    """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown device string, or ``"cuda"`` on a machine without a GPU.
+    """
+    import torch
+
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'"
+        ) from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} but torch sees no CUDA GPU here (torch {torch.__version__}): "
+            "use device='auto' or 'cpu', or install a CUDA build of torch"
+        )
+    return dev
+
+
+def load_count() -> int:
+    """How many times this process has loaded a model from bytes or a file (for tests)."""
+    return _LOADS[0]
+
+
+def _frozen(model):
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.eval()
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(ref: str, device: str):
+    from .models import load_model
+
+    _LOADS[0] += 1
+    if ref.startswith(_TOKEN_PREFIX):
+        try:
+            blob = _REGISTRY[ref]
+        except KeyError:
+            raise RuntimeError(
+                f"model {ref} is not known in this process: the distributed Client must exist "
+                "before remove() is called (so the model can be sent to its workers), or pass "
+                "model= as the path of a saved model that every worker can read"
+            ) from None
+        return _frozen(load_model(io.BytesIO(blob), device=device))
+    return _frozen(load_model(ref, device=device))
+
+
+def get_model(ref: Any, device: Any = "auto"):
+    """The model a reference stands for, on ``device``, loaded once per process.
+
+    ``ref`` is ``None`` (the shipped model), a path, a token from
+    :func:`model_ref`, or a :class:`~xcloudfree.models.HybridModel` (used as is).
+    """
+    from .models import HybridModel, pretrained
+
+    dev = str(resolve_device(device))
+    if ref is None:
+        # the shipped model has its own per-process cache; count its loads too
+        before = pretrained.cache_info().misses
+        model = pretrained(dev)
+        _LOADS[0] += pretrained.cache_info().misses - before
+        return model
+    if isinstance(ref, HybridModel):
+        return ref.to(dev).eval()
+    if isinstance(ref, (str, os.PathLike)):
+        return _load_cached(os.fspath(ref), dev)
+    raise TypeError(
+        f"model must be None (the shipped model), a path or a HybridModel, got {type(ref).__name__}"
+    )
+
+
+def _serialize(model) -> bytes:
+    buf = io.BytesIO()
+    model.save(buf)
+    return buf.getvalue()
+
+
+class ModelPlugin(WorkerPlugin):
+    """A worker plugin that installs one serialized model in each worker's registry."""
+
+    idempotent = True  # registering the same model twice is a no-op
+
+    def __init__(self, token: str, blob: bytes) -> None:
+        self.token = token
+        self.blob = blob
+        self.name = token
+
+    def setup(self, worker=None) -> None:
+        _REGISTRY[self.token] = self.blob
+
+
+def _active_client():
+    from distributed import get_client
+
+    try:
+        return get_client()
+    except ValueError:
+        return None
+
+
+def model_ref(model: Any) -> Any:
+    """A small picklable reference to ``model`` for task graphs.
+
+    ``None`` and paths are returned as they are (a path as ``str``). A
+    :class:`~xcloudfree.models.HybridModel` is serialized once, registered in this
+    process and, if a :class:`distributed.Client` is active, on its workers; the
+    returned token is all a task needs.
+
+    Examples
+    --------
+    >>> from xcloudfree.models import HybridModel
+    >>> ref = model_ref(HybridModel())
+    >>> ref.startswith("xcloudfree-model:"), type(get_model(ref, "cpu")).__name__
+    (True, 'HybridModel')
+    """
+    from .models import HybridModel
+
+    if model is None:
+        return None
+    if isinstance(model, (str, os.PathLike)):
+        return os.fspath(model)
+    if not isinstance(model, HybridModel):
+        raise TypeError(
+            "model must be None (the shipped model), a path or a HybridModel, got "
+            f"{type(model).__name__}"
+        )
+    blob = _serialize(model)
+    token = _TOKEN_PREFIX + hashlib.sha1(blob).hexdigest()
+    with _LOCK:
+        _REGISTRY[token] = blob
+    client = _active_client()
+    if client is not None:
+        client.register_plugin(ModelPlugin(token, blob), name=token)
+    return token
