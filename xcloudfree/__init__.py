@@ -10,7 +10,7 @@ from . import accessor, chunking, datasets, errors, metrics
 from ._version import __version__
 from .baselines import BASELINES
 from .cube import as_cube, band_id
-from .errors import RechunkWarning, XCloudFreeError
+from .errors import ModelFileError, OptionError, RechunkWarning, XCloudFreeError
 from .masking import cloud_mask, cloud_probability
 from .plotting import plot
 from .removal import METHODS, ModelUnavailableError, remove
@@ -43,7 +43,9 @@ __all__ = [
     "BASELINES",
     "METHODS",
     "HybridModel",
+    "ModelFileError",
     "ModelUnavailableError",
+    "OptionError",
     "RechunkWarning",
     "SimulatedClouds",
     "XCloudFreeError",

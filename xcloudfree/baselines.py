@@ -35,6 +35,8 @@ import dask.array as dsa
 import numpy as np
 import xarray as xr
 
+from .errors import OptionError
+
 __all__ = ["BASELINES", "fill"]
 
 #: Days after which the quality of a filled pixel has halved (see ``quality``).
@@ -293,7 +295,7 @@ def fill(
     [0.1, 0.1667, 0.3]
     """
     if method not in BASELINES:
-        raise ValueError(f"unknown baseline {method!r}: choose one of {BASELINES}")
+        raise OptionError(f"unknown baseline {method!r}: choose one of {BASELINES}")
     cloud = cloud.transpose("time", "y", "x").astype(bool)
     days = _days(data["time"].values)
     quality_coords = {k: v for k, v in data.coords.items() if "band" not in v.dims}

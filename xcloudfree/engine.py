@@ -39,6 +39,7 @@ import numpy as np
 import xarray as xr
 
 from .baselines import QUALITY_ATTRS, _days, _fill_block, _pair_stats, _valid, regression_stats
+from .errors import OptionError
 from .modelcache import get_model, model_ref, resolve_device
 from .neighbours import nearest_dates
 from .tiling import Window, plan_windows
@@ -68,16 +69,23 @@ _GPU_LOCKS: dict[str, threading.Lock] = defaultdict(threading.Lock)
 def check_options(device: Any, dtype: str, batch_size: int | None, tile: int) -> None:
     """Fail early, with the fix, on options that would only fail inside a task."""
     if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        raise OptionError(
+            f"dtype must be one of {DTYPES}, got {dtype!r}: use 'float32' (the default), "
+            "or 'bfloat16' for mixed precision on a GPU"
+        )
     dev = resolve_device(device)
     if dtype == "float16" and dev.type != "cuda":
-        raise ValueError("dtype='float16' needs a CUDA device: use 'bfloat16' or 'float32' on CPU")
+        raise OptionError("dtype='float16' needs a CUDA device: use 'bfloat16' or 'float32' on CPU")
     if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
-        raise ValueError(
-            f"batch_size must be None (automatic) or an integer >= 1, got {batch_size!r}"
+        raise OptionError(
+            f"batch_size must be an integer >= 1, got {batch_size!r}: leave it None to fit "
+            "batches to the device's pixel budget"
         )
     if not isinstance(tile, (int, np.integer)) or tile < 4 * FEATHER:
-        raise ValueError(f"tile must be an integer >= {4 * FEATHER}, got {tile!r}")
+        raise OptionError(
+            f"tile must be an integer >= {4 * FEATHER}, got {tile!r}: leave the default "
+            f"({TILE}) unless memory is short"
+        )
 
 
 @contextlib.contextmanager

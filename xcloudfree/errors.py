@@ -14,7 +14,9 @@ __all__ = [
     "CubeError",
     "DTypeError",
     "DimensionError",
+    "ModelFileError",
     "ModelUnavailableError",
+    "OptionError",
     "RechunkWarning",
     "ScaleError",
     "StacError",
@@ -57,6 +59,14 @@ class StacError(XCloudFreeError, RuntimeError):
 
 class ModelUnavailableError(XCloudFreeError, RuntimeError):
     """The model weights requested are not available in this installation."""
+
+
+class OptionError(XCloudFreeError, ValueError):
+    """An option is unknown or out of range: ``method=``, ``device=``, ``dtype=``, ``stages=``..."""
+
+
+class ModelFileError(XCloudFreeError, ValueError):
+    """A model file is unreadable, not an xcloudfree model, or saved by a newer version."""
 
 
 class RechunkWarning(UserWarning):

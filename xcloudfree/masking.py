@@ -30,6 +30,7 @@ import xarray as xr
 from scipy import ndimage
 
 from .cube import as_cube
+from .errors import OptionError
 
 __all__ = ["cloud_mask", "cloud_probability", "dilate_mask"]
 
@@ -100,7 +101,7 @@ def cloud_probability(
             progress=progress,
         )  # fmt: skip
     if method != "spectral":
-        raise ValueError(f"unknown mask method {method!r}: choose 'spectral' or 'model'")
+        raise OptionError(f"unknown mask method {method!r}: choose 'spectral' or 'model'")
     cube = as_cube(cube, scale=scale, required_bands=("B02", "B04"))
     blue = cube.sel(band="B02", drop=True)
     red = cube.sel(band="B04", drop=True)

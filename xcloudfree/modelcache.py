@@ -23,6 +23,8 @@ from typing import Any
 
 from distributed import WorkerPlugin
 
+from .errors import OptionError
+
 __all__ = ["ModelPlugin", "get_model", "load_count", "model_ref", "resolve_device"]
 
 _TOKEN_PREFIX = "xcloudfree-model:"
@@ -37,7 +39,7 @@ def resolve_device(device: Any = "auto"):
 
     Raises
     ------
-    ValueError
+    xcloudfree.errors.OptionError
         For an unknown device string, or ``"cuda"`` on a machine without a GPU.
     """
     import torch
@@ -47,11 +49,11 @@ def resolve_device(device: Any = "auto"):
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(
+        raise OptionError(
             f"unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'"
         ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
+        raise OptionError(
             f"device={device!r} but torch sees no CUDA GPU here (torch {torch.__version__}): "
             "use device='auto' or 'cpu', or install a CUDA build of torch"
         )

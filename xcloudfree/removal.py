@@ -11,7 +11,7 @@ from ._version import __version__
 from .baselines import BASELINES, fill
 from .chunking import apply_policy
 from .cube import as_cube, core_first
-from .errors import CubeError, ModelUnavailableError
+from .errors import CubeError, ModelUnavailableError, OptionError
 from .masking import cloud_mask
 
 __all__ = ["METHODS", "ModelUnavailableError", "as_mask", "remove"]
@@ -157,8 +157,11 @@ def remove(
 
     Raises
     ------
-    ValueError
-        For an unknown ``method``, or model options with a classical method.
+    OptionError
+        For an unknown ``method``, model options with a classical method, or a bad
+        ``device``, ``dtype`` or ``batch_size``.
+    ModelFileError
+        For a ``model`` file that is not a readable xcloudfree model.
     ModelUnavailableError
         For ``method="hybrid"`` when the shipped weights are missing.
 
@@ -171,10 +174,12 @@ def remove(
     (['cloud_mask', 'cloud_probability', 'quality', 'reflectance'], 'float32', 'EPSG:4326')
     """
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
+        raise OptionError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
     cube = as_cube(cube, scale=scale)
     if method != "hybrid" and (model is not None or threshold is not None):
-        raise ValueError(f"model= and threshold= are options of method='hybrid', not of {method!r}")
+        raise OptionError(
+            f"model= and threshold= are options of method='hybrid', not of {method!r}"
+        )
     variables: dict[str, xr.DataArray] = {}
     if method == "hybrid":
         from .engine import TILE, check_options, fill_with_model

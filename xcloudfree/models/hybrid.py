@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import ModelFileError, OptionError
 from .cyclegan import Clouder, Refiner
 from .mask import CloudMaskNet
 from .stgan import STGANGenerator
@@ -112,7 +113,7 @@ class HybridModel(nn.Module):
         """
         unknown = set(stages) - set(STAGES)
         if unknown or not stages:
-            raise ValueError(f"stages must be a non-empty subset of {STAGES}, got {stages}")
+            raise OptionError(f"stages must be a non-empty subset of {STAGES}, got {stages}")
         target = dates[:, 0]
         estimate = self.stgan(dates, cloud, base)[0] if "stgan" in stages else base
         if "cyclegan" in stages:
@@ -205,26 +206,30 @@ def load_model(
 
     Raises
     ------
-    ValueError
-        If the file is not an xcloudfree model.
+    xcloudfree.errors.ModelFileError
+        If the file is unreadable, not an xcloudfree model, or from a newer version.
     """
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
     except Exception as exc:
-        raise ValueError(f"{path!r} is not a readable xcloudfree model file: {exc}") from exc
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(
+            f"{path!r} is not a readable xcloudfree model file ({reason}): pass a file written "
+            "by HybridModel.save or xcloudfree.train, or model=None for the shipped model"
+        ) from exc
     if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
-        raise ValueError(f"{path!r} is not an xcloudfree model (saved by HybridModel.save)")
+        raise ModelFileError(f"{path!r} is not an xcloudfree model (saved by HybridModel.save)")
     if blob["format_version"] > _FORMAT_VERSION:
-        raise ValueError(
+        raise ModelFileError(
             f"{path!r} was saved by a newer xcloudfree (format {blob['format_version']}): upgrade"
         )
     model = HybridModel(HybridConfig(**blob["config"]))
     state = {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(not m.startswith("clouder.") for m in missing):
-        raise ValueError(
+        raise ModelFileError(
             f"{path!r} does not match this model: missing {missing}, unexpected {unexpected}"
         )
     return model.to(device).eval()
