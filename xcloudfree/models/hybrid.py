@@ -214,9 +214,9 @@ def load_model(
     except FileNotFoundError:
         raise
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelFileError(
-            f"{path!r} is not a readable xcloudfree model file ({reason}): pass a file written "
+            f"{path!r} is not a readable xcloudfree model file (torch.load failed with "
+            f"{type(exc).__name__}): pass a file written "
             "by HybridModel.save or xcloudfree.train, or model=None for the shipped model"
         ) from exc
     if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
