@@ -191,7 +191,13 @@ def nir_band(bands: Iterable[str]) -> str:
 
 
 def rgb_bands() -> tuple[str, str, str]:
-    """The band IDs of true-colour red, green, blue."""
+    """The band IDs of true-colour red, green, blue.
+
+    Examples
+    --------
+    >>> rgb_bands()
+    ('B04', 'B03', 'B02')
+    """
     return ("B04", "B03", "B02")
 
 

@@ -129,6 +129,18 @@ def read_geotiff(path: str | os.PathLike, *, time: Any = None, scale: float = 1e
     ------
     ValueError
         If no date is given and none is in the file name.
+    Examples
+    --------
+    >>> import tempfile, pathlib, xcloudfree
+    >>> bands = ["B02", "B03", "B04", "B08"]
+    >>> one = xcloudfree.datasets.sample_timeseries().isel(time=12).sel(band=bands)
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "S2_2018-05-31.tif"
+    >>> dn = (one * 10000).round().astype("uint16")
+    >>> dn.attrs["long_name"] = tuple(bands)  # written as the band descriptions
+    >>> dn.rio.to_raster(path)
+    >>> cube = read_geotiff(path)
+    >>> cube.dims, [str(b) for b in cube.band.values], str(cube.time.values[0])[:10]
+    (('time', 'band', 'y', 'x'), ['B02', 'B03', 'B04', 'B08'], '2018-05-31')
     """
     import re
 
@@ -155,6 +167,13 @@ def read_greenearthnet(path: str | os.PathLike) -> tuple[xr.DataArray, xr.DataAr
     cube, mask : xarray.DataArray
         ``(time, band, y, x)`` float32 surface reflectance and the boolean
         ``s2_dlmask > 0`` cloud mask ``(time, y, x)``.
+    Examples
+    --------
+    A GreenEarthNet minicube is not embedded in the package (the shared data has two):
+
+    >>> cube, dlmask = read_greenearthnet("minicube.nc")  # doctest: +SKIP
+    >>> cube.dims, dlmask.dims  # doctest: +SKIP
+    (('time', 'band', 'y', 'x'), ('time', 'y', 'x'))
     """
     from .cube import as_cube
 

@@ -407,6 +407,14 @@ def model_cloud_probability(
 
     ``progress`` shows a bar for numpy input; dask input shows progress through
     dask's own tools when computed.
+    Examples
+    --------
+    >>> import xcloudfree
+    >>> sample = xcloudfree.datasets.sample_timeseries()
+    >>> cube = xcloudfree.cube.core_first(sample.isel(time=[0, 3], y=slice(0, 32), x=slice(0, 32)))
+    >>> p = model_cloud_probability(cube, progress=False)
+    >>> p.dims, float(p.isel(time=0).mean()) > float(p.isel(time=1).mean())
+    (('time', 'y', 'x'), True)
     """
     check_options(device, dtype, batch_size, tile)
     ref = model_ref(model)
@@ -492,6 +500,16 @@ def fill_with_model(
     reflectance, quality : xarray.DataArray
         The filled cube (like ``cube``, float32) and ``quality`` (time, y, x) as
         defined in :func:`xcloudfree.baselines.fill`.
+    Examples
+    --------
+    >>> import xcloudfree
+    >>> sample = xcloudfree.datasets.sample_timeseries()
+    >>> crop = sample.isel(time=slice(12, 16), y=slice(0, 32), x=slice(0, 32))
+    >>> cube = xcloudfree.cube.core_first(crop)
+    >>> mask = xcloudfree.cloud_mask(cube, dilate=2)
+    >>> refl, quality = fill_with_model(cube, mask, progress=False)
+    >>> refl.dims, refl.dtype.name, quality.name
+    (('time', 'band', 'y', 'x'), 'float32', 'quality')
     """
     check_options(device, dtype, batch_size, tile)
     ref = model_ref(model)

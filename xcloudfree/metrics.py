@@ -925,8 +925,7 @@ def summary(
     ``psnr`` (dB), ``ssim``, ``mae``, ``mse``, ``rmse``, ``sam`` (radians)
         over the whole input. ``ssim`` is only present when the data has ``y`` and
         ``x`` dims (of at least 7 pixels), ``sam`` only when it has a ``band`` dim.
-    ``psnr_masked``, ``ssim_masked``, ``mae_masked``, ``mse_masked``, ``rmse_masked``,
-    ``sam_masked``
+    ``psnr_masked`` ... ``sam_masked`` (the same six, suffixed ``_masked``)
         only when ``mask`` is given: the same metrics restricted to ``mask`` (e.g.
         under the clouds). For ``sam_masked`` a ``band`` dim of the mask is
         reduced with ``any``.

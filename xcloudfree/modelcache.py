@@ -41,6 +41,10 @@ def resolve_device(device: Any = "auto"):
     ------
     xcloudfree.errors.OptionError
         For an unknown device string, or ``"cuda"`` on a machine without a GPU.
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
     """
     import torch
 
@@ -61,7 +65,13 @@ def resolve_device(device: Any = "auto"):
 
 
 def load_count() -> int:
-    """How many times this process has loaded a model from bytes or a file (for tests)."""
+    """How many times this process has loaded a model from bytes or a file (for tests).
+
+    Examples
+    --------
+    >>> n = load_count(); _ = get_model(None, "cpu"); load_count() - n <= 1
+    True
+    """
     return _LOADS[0]
 
 
@@ -94,6 +104,10 @@ def get_model(ref: Any, device: Any = "auto"):
 
     ``ref`` is ``None`` (the shipped model), a path, a token from
     :func:`model_ref`, or a :class:`~xcloudfree.models.HybridModel` (used as is).
+    Examples
+    --------
+    >>> get_model(None, "cpu") is get_model(None, "cpu")  # loaded once per process
+    True
     """
     from .models import HybridModel, pretrained
 
@@ -120,7 +134,14 @@ def _serialize(model) -> bytes:
 
 
 class ModelPlugin(WorkerPlugin):
-    """A worker plugin that installs one serialized model in each worker's registry."""
+    """A worker plugin that installs one serialized model in each worker's registry.
+
+    Examples
+    --------
+    >>> plugin = ModelPlugin("xcloudfree-model:abc", b"...")
+    >>> plugin.setup(); _REGISTRY["xcloudfree-model:abc"]
+    b'...'
+    """
 
     idempotent = True  # registering the same model twice is a no-op
 

@@ -38,6 +38,13 @@ class SimulatedClouds:
         The targeted (originally clear) dates.
     donors
         For each target, the date its clouds were taken from.
+    Examples
+    --------
+    >>> import xcloudfree
+    >>> cube = xcloudfree.datasets.sample_timeseries().isel(y=slice(0, 64), x=slice(0, 64))
+    >>> sim = xcloudfree.simulate_clouds(cube, targets=1, seed=0)
+    >>> len(sim.targets), sim.mask.dims, bool(sim.mask.any())
+    (1, ('time', 'y', 'x'), True)
     """
 
     cloudy: xr.DataArray

@@ -115,7 +115,14 @@ def plan_axis(
 
 @dataclass(frozen=True)
 class Window:
-    """A 2-D window: the product of one span along ``y`` and one along ``x``."""
+    """A 2-D window: the product of one span along ``y`` and one along ``x``.
+
+    Examples
+    --------
+    >>> w = plan_windows((100, 60), tile=64, halo=8)[0]
+    >>> w.shape, w.weight.shape
+    ((62, 60), (54, 60))
+    """
 
     y: Span
     x: Span

@@ -116,6 +116,13 @@ class PatchDiscriminator(nn.Module):
 
     Returns the patch logits and the intermediate feature maps, the latter for the
     feature-matching (perceptual) loss.
+    Examples
+    --------
+    >>> import torch
+    >>> d = PatchDiscriminator(width=8)
+    >>> logits, feats = d(torch.rand(1, 4, 32, 32), torch.ones(1, 1, 32, 32))
+    >>> logits.shape, len(feats)
+    (torch.Size([1, 1, 8, 8]), 3)
     """
 
     def __init__(self, cin: int = CORE + 1, width: int = 32) -> None:

@@ -22,6 +22,12 @@ class Refiner(nn.Module):
     ----------
     width
         Channels at full resolution.
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.rand(1, 5, 16, 16)
+    >>> Refiner(width=8)(x, x, torch.ones(1, 1, 16, 16)).shape
+    torch.Size([1, 5, 16, 16])
     """
 
     def __init__(self, width: int = 16) -> None:
@@ -40,7 +46,14 @@ class Refiner(nn.Module):
 
 
 class Clouder(nn.Module):
-    """F: the inverse generator, laying a cloud over a clear image where ``mask`` is 1."""
+    """F: the inverse generator, laying a cloud over a clear image where ``mask`` is 1.
+
+    Examples
+    --------
+    >>> import torch
+    >>> Clouder(width=8)(torch.rand(1, 4, 16, 16), torch.ones(1, 1, 16, 16)).shape
+    torch.Size([1, 4, 16, 16])
+    """
 
     def __init__(self, width: int = 16) -> None:
         super().__init__()

@@ -44,6 +44,10 @@ class HybridConfig:
         equal whole-scene inference (at least their receptive radius, 45 px).
     mask_halo
         The same for the mask head (receptive radius 21 px).
+    Examples
+    --------
+    >>> HybridConfig().halo, HybridConfig(k=5).k
+    (48, 5)
     """
 
     k: int = 3
@@ -208,6 +212,12 @@ def load_model(
     ------
     xcloudfree.errors.ModelFileError
         If the file is unreadable, not an xcloudfree model, or from a newer version.
+    Examples
+    --------
+    >>> import io
+    >>> buf = io.BytesIO(); pretrained().save(buf, half=True); _ = buf.seek(0)
+    >>> load_model(buf).config.k
+    3
     """
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)

@@ -15,6 +15,11 @@ class CloudMaskNet(nn.Module):
     ----------
     width
         Channels at full resolution.
+    Examples
+    --------
+    >>> import torch
+    >>> CloudMaskNet(width=8)(torch.rand(2, 4, 16, 16)).shape
+    torch.Size([2, 1, 16, 16])
     """
 
     def __init__(self, width: int = 16) -> None:

@@ -40,6 +40,14 @@ class STGANGenerator(nn.Module):
     ----------
     width
         Channels at full resolution (twice that at half resolution).
+    Examples
+    --------
+    >>> import torch
+    >>> g = STGANGenerator(width=8)
+    >>> dates, cloud = torch.rand(2, 3, 4, 20, 20), torch.zeros(2, 3, 1, 20, 20)
+    >>> est, att = g(dates, cloud, torch.rand(2, 4, 20, 20))
+    >>> est.shape, att.shape
+    (torch.Size([2, 4, 20, 20]), torch.Size([2, 3, 1, 20, 20]))
     """
 
     def __init__(self, width: int = 24) -> None:
