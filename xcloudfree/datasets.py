@@ -129,6 +129,7 @@ def read_geotiff(path: str | os.PathLike, *, time: Any = None, scale: float = 1e
     ------
     ValueError
         If no date is given and none is in the file name.
+
     Examples
     --------
     >>> import tempfile, pathlib, xcloudfree
@@ -167,6 +168,7 @@ def read_greenearthnet(path: str | os.PathLike) -> tuple[xr.DataArray, xr.DataAr
     cube, mask : xarray.DataArray
         ``(time, band, y, x)`` float32 surface reflectance and the boolean
         ``s2_dlmask > 0`` cloud mask ``(time, y, x)``.
+
     Examples
     --------
     A GreenEarthNet minicube is not embedded in the package (the shared data has two):

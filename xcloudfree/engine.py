@@ -407,6 +407,7 @@ def model_cloud_probability(
 
     ``progress`` shows a bar for numpy input; dask input shows progress through
     dask's own tools when computed.
+
     Examples
     --------
     >>> import xcloudfree
@@ -500,6 +501,7 @@ def fill_with_model(
     reflectance, quality : xarray.DataArray
         The filled cube (like ``cube``, float32) and ``quality`` (time, y, x) as
         defined in :func:`xcloudfree.baselines.fill`.
+
     Examples
     --------
     >>> import xcloudfree

@@ -41,6 +41,7 @@ def resolve_device(device: Any = "auto"):
     ------
     xcloudfree.errors.OptionError
         For an unknown device string, or ``"cuda"`` on a machine without a GPU.
+
     Examples
     --------
     >>> resolve_device("cpu")
@@ -104,6 +105,7 @@ def get_model(ref: Any, device: Any = "auto"):
 
     ``ref`` is ``None`` (the shipped model), a path, a token from
     :func:`model_ref`, or a :class:`~xcloudfree.models.HybridModel` (used as is).
+
     Examples
     --------
     >>> get_model(None, "cpu") is get_model(None, "cpu")  # loaded once per process

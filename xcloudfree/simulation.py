@@ -38,6 +38,7 @@ class SimulatedClouds:
         The targeted (originally clear) dates.
     donors
         For each target, the date its clouds were taken from.
+
     Examples
     --------
     >>> import xcloudfree

@@ -116,6 +116,7 @@ class PatchDiscriminator(nn.Module):
 
     Returns the patch logits and the intermediate feature maps, the latter for the
     feature-matching (perceptual) loss.
+
     Examples
     --------
     >>> import torch

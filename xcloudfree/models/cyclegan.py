@@ -22,6 +22,7 @@ class Refiner(nn.Module):
     ----------
     width
         Channels at full resolution.
+
     Examples
     --------
     >>> import torch

@@ -44,6 +44,7 @@ class HybridConfig:
         equal whole-scene inference (at least their receptive radius, 45 px).
     mask_halo
         The same for the mask head (receptive radius 21 px).
+
     Examples
     --------
     >>> HybridConfig().halo, HybridConfig(k=5).k
@@ -212,6 +213,7 @@ def load_model(
     ------
     xcloudfree.errors.ModelFileError
         If the file is unreadable, not an xcloudfree model, or from a newer version.
+
     Examples
     --------
     >>> import io

@@ -15,6 +15,7 @@ class CloudMaskNet(nn.Module):
     ----------
     width
         Channels at full resolution.
+
     Examples
     --------
     >>> import torch

@@ -40,6 +40,7 @@ class STGANGenerator(nn.Module):
     ----------
     width
         Channels at full resolution (twice that at half resolution).
+
     Examples
     --------
     >>> import torch
