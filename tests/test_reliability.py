@@ -8,8 +8,20 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import xcloudfree
+from xcloudfree.errors import (
+    BandError,
+    DimensionError,
+    DTypeError,
+    ModelFileError,
+    OptionError,
+    ScaleError,
+    TimeError,
+    XCloudFreeError,
+)
 
 # Dates of the embedded (real) series that the mask head calls cloudy all over, and
 # clear dates around them.
@@ -71,20 +83,6 @@ def test_killing_a_worker_mid_run_gives_the_same_complete_result(sample):
 
 
 # ---------------------------------------------------------------- bad input battery
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from xcloudfree.errors import (  # noqa: E402
-    BandError,
-    DimensionError,
-    DTypeError,
-    ModelFileError,
-    OptionError,
-    ScaleError,
-    TimeError,
-    XCloudFreeError,
-)
 
 
 def _bad_inputs(c, tmp):
