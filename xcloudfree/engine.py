@@ -386,10 +386,8 @@ def _with_halo(
             )
             key = (name, *lead, iy, ix)
             dsk[key] = Task(key, _assemble, fn, pieces, (y0, x0), core, *extras)
-    deps = [*extra, *(arrays[1:] if inline is not None else arrays)]
-    if inline is not None:  # the inlined tasks' own inputs
-        deps.append(arrays[0])
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=deps)
+    # An inlined array stays a dependency: its graph holds the inlined tasks' own inputs.
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[*extra, *arrays])
     return dsa.Array(graph, name, chunks=out_chunks, dtype=np.float32)
 
 

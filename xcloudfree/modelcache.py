@@ -100,6 +100,12 @@ def _load_cached(ref: str, device: str):
     return _frozen(load_model(ref, device=device))
 
 
+def _not_a_model(obj: Any) -> TypeError:
+    return TypeError(
+        f"model must be None (the shipped model), a path or a HybridModel, got {type(obj).__name__}"
+    )
+
+
 def get_model(ref: Any, device: Any = "auto"):
     """The model a reference stands for, on ``device``, loaded once per process.
 
@@ -124,9 +130,7 @@ def get_model(ref: Any, device: Any = "auto"):
         return ref.to(dev).eval()
     if isinstance(ref, (str, os.PathLike)):
         return _load_cached(os.fspath(ref), dev)
-    raise TypeError(
-        f"model must be None (the shipped model), a path or a HybridModel, got {type(ref).__name__}"
-    )
+    raise _not_a_model(ref)
 
 
 def _serialize(model) -> bytes:
@@ -187,10 +191,7 @@ def model_ref(model: Any) -> Any:
     if isinstance(model, (str, os.PathLike)):
         return os.fspath(model)
     if not isinstance(model, HybridModel):
-        raise TypeError(
-            "model must be None (the shipped model), a path or a HybridModel, got "
-            f"{type(model).__name__}"
-        )
+        raise _not_a_model(model)
     blob = _serialize(model)
     token = _TOKEN_PREFIX + hashlib.sha1(blob).hexdigest()
     with _LOCK:
