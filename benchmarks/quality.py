@@ -4,19 +4,26 @@ Everything is scored on the development split kept out of training
 (``scripts/shared_data.py``):
 
 * **L1C series** — the 30-date ROI 146 series; real clouds (footprint and all-band
-  reflectance) of its own partly cloudy dates are laid over the four held-out clear
-  dates (``simulate_clouds``, seed 0), so the truth under the cloud is known.
-* **L2A Hungary** — the GreenEarthNet L2A cube (RGB + B8A, 20 m); its own clouds
-  (``s2_dlmask``) over its three held-out clear dates.
+  reflectance) of its held-out partly cloudy dates (2018-03-07, 09-18) are laid over
+  the four held-out clear dates (``simulate_clouds``, seed 0), so the truth under
+  the cloud is known and no laid cloud was seen by the mask's training.
+* **L2A Hungary** — the GreenEarthNet L2A cube (RGB + B8A, 20 m); clouds of its
+  held-out donors (``s2_dlmask``) over its three held-out clear dates.
+* **L2A Sweden** — the same for the boreal cube (three held-out targets, three
+  held-out donors, chosen by the dlmask's cloud classes).
 * **Real clouds** — the series' real partly cloudy dates, scored under their cloud
   against the nearest clear date (a proxy: the surface changes in between).
-* **Mask** — the mask head against the s2cloudless reference on the held-out rows
-  of ``s2cloudless_scene`` (and, for reference, the spectral test).
+* **Mask** — masks against the s2cloudless reference on the held-out rows of
+  ``s2cloudless_scene`` (one date, so the temporal mask has no series there).
 
-Methods: ``hybrid`` (STGAN + CycleGAN), ``stgan`` (STGAN stage only), ``cyclegan``
-(the refiner applied straight to the regression base), each with the model's own
-mask; the four classical baselines once with the model's mask and once with the
-true mask (pasted clouds OR the original's spectral mask / dlmask).
+Masks: ``own`` is the library's default (the temporal mask network, as applied by
+``remove()``); ``reference`` is the laid clouds OR the other dates' reference
+(L1C: the spectral test; L2A: the dlmask, every class). Methods: ``hybrid``
+(STGAN + CycleGAN), ``stgan`` only, ``cyclegan`` only (the refiner on the
+regression base), each with the own mask; the four classical baselines with the
+own and the reference mask; and the ``regression`` fill with the other mask
+sources (``spectral``, ``model`` = the hybrid's old mask head, ``csmask`` =
+ukis-csmask where installed).
 
 Columns: PSNR/SSIM/MAE/SAM under the pasted clouds (``_cloud``) and over the whole
 target images (``_all``), PSNR over pixels outside the method's mask
@@ -29,6 +36,7 @@ change| between consecutive clear dates, lower is better) and seconds.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -83,41 +91,61 @@ def simulated_case(name, cube, sim, truth_mask) -> list[dict]:
     clear = truth_mask.mean(("y", "x")).values <= 0.05
     clear_dates = cube["time"].values[clear]
     rows = []
-    model_out, seconds = _run(sim.cloudy, "hybrid", None)
-    model_mask = model_out["cloud_mask"]
-    rows.append({"case": name, "method": "hybrid", "mask": "model",
-                 **_score(model_out, sim, clear_dates, seconds)})  # fmt: skip
+    start = time.perf_counter()
+    own = xcloudfree.cloud_mask(sim.cloudy, progress=False).compute()
+    mask_seconds = time.perf_counter() - start
+    model_out, seconds = _run(sim.cloudy, "hybrid", own)
+    rows.append({"case": name, "method": "hybrid", "mask": "own",
+                 **_score(model_out, sim, clear_dates, seconds + mask_seconds)})  # fmt: skip
     for stages in (("stgan",), ("cyclegan",)):
-        out, seconds = _run(sim.cloudy, "hybrid", model_mask, stages=stages)
-        rows.append({"case": name, "method": f"{stages[0]} only", "mask": "model",
+        out, seconds = _run(sim.cloudy, "hybrid", own, stages=stages)
+        rows.append({"case": name, "method": f"{stages[0]} only", "mask": "own",
                      **_score(out, sim, clear_dates, seconds)})  # fmt: skip
     for method in xcloudfree.BASELINES:
-        for label, mask in (("model", model_mask), ("true", sim.true_mask)):
+        for label, mask in (("own", own), ("reference", sim.true_mask)):
             out, seconds = _run(sim.cloudy, method, mask)
             rows.append({"case": name, "method": method, "mask": label,
                          **_score(out, sim, clear_dates, seconds)})  # fmt: skip
+    # The same regression fill with the other mask sources.
+    for label in ("spectral", "model", "csmask"):
+        if label == "csmask" and not _has_csmask():
+            continue
+        start = time.perf_counter()
+        other = xcloudfree.cloud_mask(sim.cloudy, label, progress=False).compute()
+        out, seconds = _run(sim.cloudy, "regression", other)
+        total = seconds + time.perf_counter() - start
+        rows.append({"case": name, "method": "regression", "mask": label,
+                     **_score(out, sim, clear_dates, total)})  # fmt: skip
     pick = {"time": sim.targets}
     truth = sim.true_mask.sel(pick)
     mask_scores = {
         "case": name,
-        "precision": float(metrics.precision(model_mask.sel(pick), truth)),
-        "recall": float(metrics.recall(model_mask.sel(pick), truth)),
-        "f1": float(metrics.f1(model_mask.sel(pick), truth)),
+        "precision": float(metrics.precision(own.sel(pick), truth)),
+        "recall": float(metrics.recall(own.sel(pick), truth)),
+        "f1": float(metrics.f1(own.sel(pick), truth)),
     }
     return rows, mask_scores
 
 
+def _has_csmask() -> bool:
+    try:
+        import ukis_csmask.mask  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def real_cloud_case(cube) -> list[dict]:
     """Real partly cloudy dates, scored against the nearest clear date under the cloud."""
-    spectral = xcloudfree.cloud_mask(cube)
+    spectral = xcloudfree.cloud_mask(cube, "spectral", dilate=0)
     frac = spectral.mean(("y", "x")).values
     clear = np.flatnonzero(frac <= 0.05)
     cloudy = np.flatnonzero((frac >= 0.1) & (frac <= 0.8))
     days = cube["time"].values.astype("datetime64[D]").astype(int)
     ref_idx = [clear[np.argmin(np.abs(days[clear] - days[t]))] for t in cloudy]
     rows = []
-    model_out, _ = _run(cube, "hybrid", None)
-    mask = model_out["cloud_mask"]
+    mask = xcloudfree.cloud_mask(cube, progress=False)
+    model_out, _ = _run(cube, "hybrid", mask)
     for method in ("hybrid", *xcloudfree.BASELINES):
         out = model_out if method == "hybrid" else _run(cube, method, mask)[0]
         pred = out["reflectance"].isel(time=cloudy)
@@ -139,12 +167,16 @@ def mask_case() -> list[dict]:
         ("whole scene", slice(None)),
     ):
         cube, ref = sd.scene(rows_)
-        model_mask = xcloudfree.cloud_mask(cube.sel(band=CORE4), method="model")
         for name, mask in (
-            ("mask head (B02 B03 B04 B08)", model_mask),
-            ("spectral test, 13 bands", xcloudfree.cloud_mask(cube)),
-            ("spectral test, 4 bands", xcloudfree.cloud_mask(cube.sel(band=CORE4))),
-        ):
+            ("temporal mask (one date), 13 bands", xcloudfree.cloud_mask(cube, dilate=0)),
+            ("temporal mask (one date), 4 bands",
+             xcloudfree.cloud_mask(cube.sel(band=CORE4), dilate=0)),
+            ("old mask head (B02 B03 B04 B08)",
+             xcloudfree.cloud_mask(cube.sel(band=CORE4), "model", dilate=0)),
+            ("spectral test, 13 bands", xcloudfree.cloud_mask(cube, "spectral", dilate=0)),
+            ("spectral test, 4 bands",
+             xcloudfree.cloud_mask(cube.sel(band=CORE4), "spectral", dilate=0)),
+        ):  # fmt: skip
             rows.append({
                 "rows": label, "mask": name,
                 "precision": float(metrics.precision(mask, ref)),
@@ -174,11 +206,25 @@ def main() -> None:
     cost = model.cost()
 
     series = sd.series()
-    sim = xcloudfree.simulate_clouds(series, targets=sd.HELDOUT_SERIES_DATES, seed=0)
-    rows, mask_scores = simulated_case("L1C series", series, sim, xcloudfree.cloud_mask(series))
+    sim = xcloudfree.simulate_clouds(series, targets=sd.HELDOUT_SERIES_DATES, seed=0,
+                                     donors=sd.HELDOUT_SERIES_DONORS)  # fmt: skip
+    rows, mask_scores = simulated_case(
+        "L1C series", series, sim, xcloudfree.cloud_mask(series, "spectral", dilate=0)
+    )
     cube, dl = sd.l2a()
-    sim2 = xcloudfree.simulate_clouds(cube, targets=sd.HELDOUT_L2A_DATES, seed=0, mask=dl)
+    sim2 = xcloudfree.simulate_clouds(cube, targets=sd.HELDOUT_L2A_DATES, seed=0, mask=dl,
+                                      donors=sd.HELDOUT_L2A_DONORS)  # fmt: skip
     rows2, mask_scores2 = simulated_case("L2A Hungary", cube, sim2, dl)
+    # Sweden: the dlmask calls dark forest "shadow" on clear dates, so targets and
+    # donors are chosen by its cloud classes; the reference mask has every class.
+    sweden, _ = sd.l2a("sweden_34VCL")
+    sdl = sd.l2a_dlmask("sweden_34VCL")
+    sim3 = xcloudfree.simulate_clouds(sweden, targets=sd.HELDOUT_SWEDEN_DATES, seed=0,
+                                      mask=sdl.isin([1, 2]), clear_max=0.1,
+                                      donors=sd.HELDOUT_SWEDEN_DONORS)  # fmt: skip
+    sim3 = dataclasses.replace(sim3, true_mask=(sim3.mask | (sdl > 0)).rename("cloud_mask"))
+    rows3, mask_scores3 = simulated_case("L2A Sweden", sweden, sim3, sdl.isin([1, 2]))
+    rows2 += rows3
     real = real_cloud_case(series)
     masks = mask_case()
 
@@ -186,10 +232,11 @@ def main() -> None:
             _table(rows + rows2, COLUMNS, DIGITS), "",
             "Cloud cover laid over the targets: "
             f"L1C {float(sim.mask.sel(time=sim.targets).mean()):.1%}, "
-            f"L2A {float(sim2.mask.sel(time=sim2.targets).mean()):.1%}.", "",
-            "## Model mask vs the true mask on the simulated targets", "",
+            f"L2A Hungary {float(sim2.mask.sel(time=sim2.targets).mean()):.1%}, "
+            f"L2A Sweden {float(sim3.mask.sel(time=sim3.targets).mean()):.1%}.", "",
+            "## Own (temporal) mask vs the reference mask on the simulated targets", "",
             "| case | precision | recall | F1 |", "|---|---|---|---|"]  # fmt: skip
-    for m in (mask_scores, mask_scores2):
+    for m in (mask_scores, mask_scores2, mask_scores3):
         text.append(f"| {m['case']} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} |")
     text += ["", f"## Real clouds on {real[0]['dates']} partly cloudy dates of the series, "
              "vs the nearest clear date", "",
@@ -223,7 +270,7 @@ def main() -> None:
         json.dumps(
             {
                 "simulated": rows + rows2,
-                "mask_simulated": [mask_scores, mask_scores2],
+                "mask_simulated": [mask_scores, mask_scores2, mask_scores3],
                 "real": real,
                 "mask": masks,
                 "cost": cost,

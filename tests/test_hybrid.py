@@ -53,13 +53,14 @@ def test_shipped_model_beats_the_median_on_a_real_case(sim):
     )
 
 
-def test_default_mask_is_the_model_head(sim):
-    out = xcloudfree.remove(sim.cloudy)
-    assert "model" in out.cloud_mask.attrs["description"]
-    assert out.cloud_probability.dims == ("time", "y", "x")
+def test_default_mask_is_the_temporal_mask(sim):
+    out = xcloudfree.remove(sim.cloudy, progress=False)
+    assert "xcloudfree-mask" in out.cloud_mask.attrs["description"]
+    assert out.cloud_probability.dims == out.mask_class.dims == ("time", "y", "x")
     pick = {"time": sim.targets}
-    f1 = float(metrics.f1(out.cloud_mask.sel(pick), sim.true_mask.sel(pick)))
-    assert f1 > 0.7
+    # Laid clouds are found almost whole: a missed cloud pixel costs the fill most.
+    recall = float(metrics.recall(out.cloud_mask.sel(pick), sim.mask.sel(pick)))
+    assert recall > 0.9
     assert _psnr_under(out, sim) > _psnr_under(xcloudfree.remove(sim.cloudy, "median"), sim)
 
 
@@ -76,7 +77,8 @@ def test_band_order_crs_and_coords_are_kept(small):
     assert list(out.reflectance.band.values) == list(shuffled.band.values)
     xr.testing.assert_identical(out.reflectance.x, small.x)
     assert out.reflectance.rio.crs == small.rio.crs
-    direct = xcloudfree.remove(small)
+    # The same bands in another order give the same result.
+    direct = xcloudfree.remove(small.sel(band=["B02", "B03", "B04", "B05", "B08", "B12"]))
     np.testing.assert_allclose(
         out.reflectance.sel(band="B04"), direct.reflectance.sel(band="B04"), atol=1e-6
     )
@@ -107,7 +109,7 @@ def test_tiles_agree_with_the_whole_scene(sample):
 def test_hybrid_input_errors(small, tmp_path, monkeypatch):
     with pytest.raises(BandError, match="B03"):
         xcloudfree.remove(small.drop_sel(band="B03"))
-    with pytest.raises(ValueError, match="options of method='hybrid'"):
+    with pytest.raises(ValueError, match="option of method='hybrid'"):
         xcloudfree.remove(small, "median", model=pretrained())
     with pytest.raises(TypeError, match="model must be"):
         xcloudfree.remove(small, model=123)
@@ -155,6 +157,6 @@ def test_mask_head_on_the_held_out_reference_scene():
         dims=("time", "band", "y", "x"),
         coords={"time": [np.datetime64("2000-01-01", "ns")], "band": list(bands)},
     )
-    mask = xcloudfree.cloud_mask(cube, method="model")
+    mask = xcloudfree.cloud_mask(cube, method="model", dilate=0)
     f1 = float(metrics.f1(mask, xr.DataArray(ref[None], dims=("time", "y", "x"))))
     assert f1 > 0.85

@@ -1,4 +1,5 @@
-"""The spectral cloud test: real reference mask, laziness, dilation, NaN."""
+"""The spectral cloud test: real reference mask, laziness, dilation, NaN (the temporal
+mask has its own tests in test_mask_classes.py)."""
 
 from __future__ import annotations
 
@@ -27,15 +28,15 @@ def scene_cube():
 
 def test_f1_against_the_s2cloudless_reference_mask():
     cube, reference = scene_cube()
-    mask = cloud_mask(cube, dilate=0)
+    mask = cloud_mask(cube, "spectral", dilate=0)
     assert float(xcloudfree.metrics.f1(mask, reference)) > 0.9
     # Without the cirrus band (an L2A / 4-band cube) the test still works.
-    four = cloud_mask(cube.sel(band=["B02", "B03", "B04", "B8A"]), dilate=0)
+    four = cloud_mask(cube.sel(band=["B02", "B03", "B04", "B8A"]), "spectral", dilate=0)
     assert float(xcloudfree.metrics.f1(four, reference)) > 0.85
 
 
 def test_probability_thresholds_to_the_crisp_mask(small):
-    mask, prob = cloud_mask(small, dilate=0, return_probability=True)
+    mask, prob = cloud_mask(small, "spectral", dilate=0, return_probability=True)
     assert prob.dtype == np.float32
     assert float(prob.min()) >= 0 and float(prob.max()) <= 1
     np.testing.assert_array_equal(mask.values, (prob > 0.5).values)
@@ -50,8 +51,8 @@ def test_overcast_and_clear_dates_of_the_sample(sample):
 
 
 def test_dask_lazy_and_chunk_independent(small):
-    eager = cloud_mask(small, dilate=3)
-    lazy = cloud_mask(small.chunk({"time": 2, "y": 20, "x": 17}), dilate=3)
+    eager = cloud_mask(small, "spectral", dilate=3)
+    lazy = cloud_mask(small.chunk({"time": 2, "y": 20, "x": 17}), "spectral", dilate=3)
     assert lazy.chunks is not None
     np.testing.assert_array_equal(lazy.values, eager.values)
 
@@ -71,11 +72,11 @@ def test_nan_is_never_cloud():
         data, dims=("time", "band", "y", "x"),
         coords={"time": pd.to_datetime(["2024-01-01"]), "band": ["B02", "B03", "B04", "B08"]},
     )  # fmt: skip
-    mask, prob = cloud_mask(cube, dilate=0, return_probability=True)
+    mask, prob = cloud_mask(cube, "spectral", dilate=0, return_probability=True)
     assert not mask.values[0, 1, 1] and mask.values[0, 0, 0]
     assert np.isnan(prob.values[0, 1, 1])
 
 
 def test_needs_blue_and_red(small):
     with pytest.raises(xcloudfree.errors.BandError, match="B04"):
-        cloud_probability(small.sel(band=["B02", "B03", "B08"]))
+        cloud_probability(small.sel(band=["B02", "B03", "B08"]), "spectral")

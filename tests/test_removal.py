@@ -13,7 +13,9 @@ from xcloudfree.errors import CubeError, ScaleError
 @pytest.mark.parametrize("method", xcloudfree.METHODS)
 def test_remove_contract(small, method):
     out = xcloudfree.remove(small, method=method)
-    assert set(out.data_vars) == {"reflectance", "cloud_mask", "cloud_probability", "quality"}
+    assert set(out.data_vars) == {
+        "reflectance", "cloud_mask", "mask_class", "cloud_probability", "quality"
+    }  # fmt: skip
     refl = out["reflectance"]
     assert refl.dims == small.dims and refl.dtype == np.float32
     for dim in small.dims:
@@ -63,8 +65,8 @@ def test_bad_user_masks(small):
 def test_unknown_method_and_model_options_of_baselines(small):
     with pytest.raises(ValueError, match="regression"):
         xcloudfree.remove(small, method="magic")
-    with pytest.raises(ValueError, match="options of method='hybrid'"):
-        xcloudfree.remove(small, method="median", threshold=0.3)
+    with pytest.raises(ValueError, match="option of method='hybrid'"):
+        xcloudfree.remove(small, method="median", model="hybrid_v1.pt")
     with pytest.raises(TypeError, match="unexpected keyword"):
         xcloudfree.remove(small, method="median", colour="red")
 

@@ -2,16 +2,16 @@
 
 ``import xcloudfree`` registers the ``DataArray.cloudfree`` accessor. The main
 entry points are :func:`remove`, :func:`train`, :func:`load_model`,
-:func:`cloud_mask`, :func:`load_stac`, the metrics in :mod:`xcloudfree.metrics` and the
-real sample in :mod:`xcloudfree.datasets`.
+:func:`cloud_mask` and :func:`mask_classes`, :func:`load_stac`, the metrics in
+:mod:`xcloudfree.metrics` and the real sample in :mod:`xcloudfree.datasets`.
 """
 
-from . import accessor, chunking, datasets, errors, metrics
+from . import accessor, chunking, datasets, errors, masking, metrics
 from ._version import __version__
 from .baselines import BASELINES
 from .cube import as_cube, band_id
 from .errors import ModelFileError, OptionError, RechunkWarning, XCloudFreeError
-from .masking import cloud_mask, cloud_probability
+from .masking import cloud_mask, cloud_probability, mask_classes
 from .plotting import plot
 from .removal import METHODS, ModelUnavailableError, remove
 from .simulation import SimulatedClouds, simulate_clouds
@@ -61,6 +61,8 @@ __all__ = [
     "load_model",
     "load_stac",
     "make_training_pairs",
+    "mask_classes",
+    "masking",
     "metrics",
     "plot",
     "remove",

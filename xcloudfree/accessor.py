@@ -40,18 +40,25 @@ class CloudFreeAccessor:
 
         return remove(self._obj, method, **kwargs)
 
-    def mask(self, **kwargs: Any) -> xr.DataArray | tuple[xr.DataArray, xr.DataArray]:
-        """Cloud mask (and with ``return_probability=True`` the probability);
-        see :func:`xcloudfree.cloud_mask`."""
+    def mask(self, *args: Any, **kwargs: Any) -> xr.DataArray | tuple[xr.DataArray, xr.DataArray]:
+        """The cloud mask that :meth:`remove` applies with the same arguments (and with
+        ``return_probability=True`` the probability); see :func:`xcloudfree.cloud_mask`."""
         from .masking import cloud_mask
 
-        return cloud_mask(self._obj, **kwargs)
+        return cloud_mask(self._obj, *args, **kwargs)
 
-    def cloud_probability(self, **kwargs: Any) -> xr.DataArray:
-        """Cloud probability (0-1); see :func:`xcloudfree.cloud_probability`."""
+    def mask_classes(self, *args: Any, **kwargs: Any) -> xr.Dataset:
+        """Mask class (clear, thick, thin/haze, shadow, snow, nodata), bool mask and
+        probability per pixel and date; see :func:`xcloudfree.mask_classes`."""
+        from .masking import mask_classes
+
+        return mask_classes(self._obj, *args, **kwargs)
+
+    def cloud_probability(self, *args: Any, **kwargs: Any) -> xr.DataArray:
+        """Probability (0-1) of cloud, haze or shadow; see :func:`xcloudfree.cloud_probability`."""
         from .masking import cloud_probability
 
-        return cloud_probability(self._obj, **kwargs)
+        return cloud_probability(self._obj, *args, **kwargs)
 
     def metrics(
         self, reference: xr.DataArray, mask: xr.DataArray | None = None, **kwargs: Any

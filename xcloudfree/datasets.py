@@ -157,17 +157,29 @@ def read_geotiff(path: str | os.PathLike, *, time: Any = None, scale: float = 1e
     return as_cube(da, scale=scale)
 
 
-def read_greenearthnet(path: str | os.PathLike) -> tuple[xr.DataArray, xr.DataArray]:
+def read_greenearthnet(
+    path: str | os.PathLike, *, classes: bool = False
+) -> tuple[xr.DataArray, xr.DataArray]:
     """Read a GreenEarthNet L2A minicube: the acquired dates as a cube, and its cloud mask.
 
     Only days with an acquisition (``s2_avail == 1``) are kept; ``lat``/``lon``
     become ``y``/``x`` and the bands ``s2_B02 ... s2_B8A`` become ``B02 ... B8A``.
 
+    Parameters
+    ----------
+    path
+        The minicube's NetCDF file.
+    classes
+        Return the ``s2_dlmask`` classes (uint8, the mask classes of
+        :mod:`xcloudfree.masking.classes`: 0 clear, 1 thick cloud, 2 thin cloud,
+        3 cloud shadow; CloudSEN12's coding, which the dlmask follows) instead of
+        the boolean ``s2_dlmask > 0``.
+
     Returns
     -------
     cube, mask : xarray.DataArray
-        ``(time, band, y, x)`` float32 surface reflectance and the boolean
-        ``s2_dlmask > 0`` cloud mask ``(time, y, x)``.
+        ``(time, band, y, x)`` float32 surface reflectance and the cloud mask
+        ``(time, y, x)``: bool, or uint8 classes.
 
     Examples
     --------
@@ -185,5 +197,6 @@ def read_greenearthnet(path: str | os.PathLike) -> tuple[xr.DataArray, xr.DataAr
     cube = ds[bands].to_dataarray("band").transpose("time", "band", "lat", "lon")
     cube = cube.rename(lat="y", lon="x").astype(np.float32).load()
     cube.attrs = {"product": "Sentinel-2 L2A", "units": "1"}
-    mask = (ds["s2_dlmask"].rename(lat="y", lon="x") > 0).load()
+    dl = ds["s2_dlmask"].rename(lat="y", lon="x")
+    mask = (dl.fillna(0).astype(np.uint8) if classes else dl > 0).load()
     return as_cube(cube), mask.transpose("time", "y", "x").rename("cloud_mask")

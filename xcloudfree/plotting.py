@@ -12,7 +12,30 @@ from .cube import as_cube, rgb_bands
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["plot", "rgb"]
+__all__ = ["CLASS_COLOURS", "class_overlay", "plot", "rgb"]
+
+#: RGBA overlay colour of each mask class (clear and nodata transparent / grey).
+CLASS_COLOURS: dict[int, tuple[float, float, float, float]] = {
+    1: (1.0, 0.1, 0.1, 0.5),  # thick cloud: red
+    2: (1.0, 0.65, 0.0, 0.5),  # thin cloud, haze, cloud edge: orange
+    3: (0.15, 0.35, 1.0, 0.6),  # shadow: blue
+    4: (0.0, 0.9, 0.9, 0.5),  # snow: cyan
+    255: (0.5, 0.5, 0.5, 0.7),  # nodata: grey
+}
+
+
+def class_overlay(classes: np.ndarray) -> np.ndarray:
+    """RGBA image ``(y, x, 4)`` colouring a ``mask_class`` array by :data:`CLASS_COLOURS`.
+
+    Examples
+    --------
+    >>> class_overlay(np.array([[0, 3]], np.uint8))[0, 1].tolist()
+    [0.15, 0.35, 1.0, 0.6]
+    """
+    out = np.zeros((*classes.shape, 4))
+    for code, colour in CLASS_COLOURS.items():
+        out[classes == code] = colour
+    return out
 
 
 def rgb(cube: xr.DataArray, *, vmax: float = 0.3, gamma: float = 1.0) -> xr.DataArray:
@@ -71,8 +94,9 @@ def plot(
 ) -> Figure:
     """Quicklook of a cube and its cloud-free result, one row per date.
 
-    Columns: the input in true colour, the input with the cloud mask in red, and
-    (when ``result`` is given) the cloud-free result.
+    Columns: the input in true colour, the input with the mask classes overlaid
+    (thick cloud red, thin cloud / haze / cloud edge orange, shadow blue, snow
+    cyan), and (when ``result`` is given) the cloud-free result.
 
     Parameters
     ----------
@@ -80,7 +104,7 @@ def plot(
         The input cube.
     result
         Output of :func:`xcloudfree.remove`; without it the mask is computed with
-        :func:`xcloudfree.cloud_mask`.
+        :func:`xcloudfree.mask_classes`.
     time
         Dates to show; default: up to ``max_dates`` of the most partly cloudy.
     max_dates
@@ -103,12 +127,17 @@ def plot(
     import matplotlib.pyplot as plt
 
     cube = as_cube(cube)
-    if result is not None:
-        mask = result["cloud_mask"]
-    else:
-        from .masking import cloud_mask
+    if result is None:
+        from .masking import mask_classes
 
-        mask = cloud_mask(cube)
+        classes = mask_classes(cube, progress=False)
+    else:
+        classes = result
+    mask = classes["cloud_mask"]
+    if "mask_class" in classes:
+        codes = classes["mask_class"]
+    else:  # a result filled with a user's bool mask
+        codes = mask.astype(np.uint8)
     index = _pick_dates(cube, mask, time, max_dates)
     ncols = 3 if result is not None else 2
     fig, axes = plt.subplots(
@@ -116,16 +145,15 @@ def plot(
     )
     before = rgb(cube.isel(time=index), vmax=vmax).values
     shown_mask = np.asarray(mask.isel(time=index).values)
+    shown_codes = np.asarray(codes.isel(time=index).values)
     after = (
         rgb(result["reflectance"].isel(time=index), vmax=vmax).values
         if result is not None
         else None
     )
-    overlay = np.zeros((*shown_mask.shape[1:], 4))
     for row, t in enumerate(index):
         date = str(cube["time"].values[t])[:10]
-        overlay[:] = 0
-        overlay[shown_mask[row]] = (1.0, 0.1, 0.1, 0.45)
+        overlay = class_overlay(shown_codes[row])
         panels = [(before[row], f"{date} input"), (before[row], "cloud mask")]
         if after is not None:
             panels.append((after[row], f"{result.attrs.get('method', 'result')}"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ from .baselines import BASELINES, fill
 from .chunking import apply_policy
 from .cube import as_cube, core_first
 from .errors import CubeError, ModelUnavailableError, OptionError
-from .masking import cloud_mask
+from .masking import mask_classes
 
 __all__ = ["METHODS", "ModelUnavailableError", "as_mask", "remove"]
 
@@ -83,7 +84,11 @@ def as_mask(mask: Any, cube: xr.DataArray) -> xr.DataArray:
         if mask.chunks is None and not np.isin(mask.values, (0, 1)).all():
             raise CubeError("mask holds values other than 0 and 1: threshold it first")
         mask = mask.astype(bool)
-    # Take the cube's coordinates so float rounding in x/y never misaligns the two.
+    # Take the cube's coordinates so float rounding in x/y never misaligns the two, and
+    # drop leftovers such as the scalar ``band`` of ``cube.sel(band="B02") > 0.2``.
+    stray = [c for c in mask.coords
+             if c not in mask.dims and (c not in cube.coords or c in cube.dims)]  # fmt: skip
+    mask = mask.drop_vars(stray)
     return mask.assign_coords({d: cube[d] for d in ("time", "y", "x") if d in cube.coords})
 
 
@@ -91,9 +96,9 @@ def remove(
     cube: xr.DataArray,
     method: str = "hybrid",
     *,
-    mask: xr.DataArray | None = None,
+    mask: xr.DataArray | str | Callable[[xr.DataArray], xr.DataArray] | None = None,
     scale: float | None = None,
-    dilate: int = 2,
+    dilate: int | None = None,
     model: Any = None,
     device: Any = "auto",
     batch_size: int | None = None,
@@ -114,12 +119,16 @@ def remove(
         classical method: ``"median"``, ``"nearest"``, ``"interpolate"``,
         ``"regression"`` (see :mod:`xcloudfree.baselines`).
     mask
-        Boolean cloud mask ``(time, y, x)``. Default: the model's mask head for
-        ``"hybrid"``, the spectral test of :func:`xcloudfree.cloud_mask` otherwise.
+        Which pixels to fill: a mask source of :func:`xcloudfree.mask_classes`
+        (``"temporal"``, the default for every method, ``"spectral"``, ``"scl"``,
+        ``"csmask"``, ``"model"``, or a callable), or your own boolean mask
+        ``(time, y, x)`` DataArray, used as given. ``cube.cloudfree.mask()`` with
+        the same ``mask``, ``threshold`` and ``dilate`` is exactly the mask applied.
     scale
         For integer DN input, the factor to reflectance (``1e-4`` for Sentinel-2).
     dilate
-        Pixels by which the computed mask is grown (ignored when ``mask`` is given).
+        Pixels by which a computed mask is grown (default: the mask source's
+        operating point, 2 px); not applied to a DataArray or callable ``mask``.
     model
         ``"hybrid"`` only: a :class:`~xcloudfree.models.HybridModel`, or the path
         of one saved by :meth:`~xcloudfree.models.HybridModel.save`; default the
@@ -136,8 +145,8 @@ def remove(
         ``"hybrid"`` only: ``("stgan", "cyclegan")``; one stage alone gives the
         ablations ``("stgan",)`` and ``("cyclegan",)``.
     threshold
-        ``"hybrid"`` only: probability above which the mask head calls a pixel
-        cloudy (default: the model's, 0.5).
+        Probability of cloud, haze or shadow above which a computed mask calls a
+        pixel unusable (default: the mask source's operating point).
     dtype
         ``"hybrid"`` only: arithmetic precision of the networks, ``"float32"``,
         ``"bfloat16"`` (mixed precision, for CUDA GPUs) or ``"float16"`` (CUDA only).
@@ -150,8 +159,10 @@ def remove(
     -------
     xarray.Dataset
         ``reflectance`` (same dims, coords, band order and CRS as the input,
-        float32), ``cloud_mask`` (time, y, x, bool), ``cloud_probability`` (when
-        the mask was computed here) and ``quality`` (time, y, x; 1 = observed
+        float32), ``cloud_mask`` (time, y, x, bool: filled), ``mask_class``
+        (uint8 with CF flags: clear, thick cloud, thin cloud/haze, shadow, snow,
+        nodata) and ``cloud_probability`` (when the mask was computed here, for
+        sources that have one) and ``quality`` (time, y, x; 1 = observed
         clear, lower = filled from further away, 0 = no clear observation to fill
         from; see :func:`xcloudfree.baselines.fill`).
 
@@ -170,17 +181,32 @@ def remove(
     >>> import xcloudfree
     >>> cube = xcloudfree.datasets.sample_timeseries().isel(time=slice(12, 18))
     >>> out = xcloudfree.remove(cube, method="nearest")
-    >>> sorted(out.data_vars), out.reflectance.dtype.name, str(out.rio.crs)
-    (['cloud_mask', 'cloud_probability', 'quality', 'reflectance'], 'float32', 'EPSG:4326')
+    >>> sorted(out.data_vars)
+    ['cloud_mask', 'cloud_probability', 'mask_class', 'quality', 'reflectance']
+    >>> out.reflectance.dtype.name, str(out.rio.crs)
+    ('float32', 'EPSG:4326')
     """
     if method not in METHODS:
         raise OptionError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
     cube = as_cube(cube, scale=scale)
-    if method != "hybrid" and (model is not None or threshold is not None):
-        raise OptionError(
-            f"model= and threshold= are options of method='hybrid', not of {method!r}"
-        )
+    if method != "hybrid" and model is not None:
+        raise OptionError(f"model= is an option of method='hybrid', not of {method!r}")
     variables: dict[str, xr.DataArray] = {}
+
+    def resolve(ordered: xr.DataArray) -> xr.DataArray:
+        if isinstance(mask, xr.DataArray):
+            return as_mask(mask, cube)
+        if mask is not None and not isinstance(mask, str) and not callable(mask):
+            raise CubeError(
+                f"mask must be a mask source name, a callable or a bool (time, y, x) "
+                f"DataArray, got {type(mask).__name__}"
+            )
+        computed = mask_classes(
+            ordered, "temporal" if mask is None else mask, threshold=threshold,
+            dilate=dilate, device=device, progress=progress,
+        )  # fmt: skip
+        variables.update({k: v for k, v in computed.data_vars.items() if k != "cloud_mask"})
+        return computed["cloud_mask"]
     if method == "hybrid":
         from .engine import TILE, check_options, fill_with_model
         from .modelcache import get_model, model_ref
@@ -193,32 +219,20 @@ def remove(
         order = [str(b) for b in cube["band"].values]
         ordered = apply_policy(core_first(cube), halo=net.config.halo + 1)
         options = {"model": ref, "device": device, "batch_size": batch_size, "dtype": dtype}
-        if mask is None:
-            cut = net.config.threshold if threshold is None else threshold
-            mask, prob = cloud_mask(
-                ordered, threshold=cut, dilate=dilate, return_probability=True,
-                method="model", progress=progress, **options,
-            )  # fmt: skip
-            variables["cloud_probability"] = prob
-        else:
-            mask = as_mask(mask, cube)
+        applied = resolve(ordered)
         reflectance, quality = fill_with_model(
-            ordered, mask, stages=tuple(stages), progress=progress, **options
+            ordered, applied, stages=tuple(stages), progress=progress, **options
         )
         reflectance = reflectance.sel(band=order).assign_coords(band=cube["band"])
     else:
-        cube = apply_policy(cube, halo=dilate + 1)
-        if mask is None:
-            mask, prob = cloud_mask(cube, dilate=dilate, return_probability=True)
-            variables["cloud_probability"] = prob
-        else:
-            mask = as_mask(mask, cube)
-        reflectance, quality = fill(cube, mask, method)
+        cube = apply_policy(cube, halo=(dilate or 2) + 1)
+        applied = resolve(cube)
+        reflectance, quality = fill(cube, applied, method)
     reflectance.name = "reflectance"
     variables = {
         "reflectance": reflectance,
-        "cloud_mask": mask.rename("cloud_mask"),
-        **variables,
+        "cloud_mask": applied.rename("cloud_mask"),
+        **{k: variables[k] for k in ("mask_class", "cloud_probability") if k in variables},
         "quality": quality,
     }
     ds = xr.Dataset(variables)

@@ -64,6 +64,7 @@ def simulate_clouds(
     cover: tuple[float, float] = (0.15, 0.8),
     seed: int = 0,
     mask: xr.DataArray | None = None,
+    donors: list | None = None,
 ) -> SimulatedClouds:
     """Lay real clouds from a cube's own cloudy dates over its clear dates.
 
@@ -82,7 +83,11 @@ def simulate_clouds(
     seed
         Seed of the random choices.
     mask
-        Cloud mask of ``cube``; default: :func:`xcloudfree.cloud_mask`.
+        Cloud mask of ``cube``; default: the spectral test of
+        :func:`xcloudfree.cloud_mask`, undilated.
+    donors
+        Dates whose clouds may be laid (default: every partly cloudy date), e.g.
+        dates held out of training, so that no laid cloud was seen in training.
 
     Returns
     -------
@@ -102,11 +107,17 @@ def simulate_clouds(
     """
     cube = as_cube(cube)
     if mask is None:
-        mask = cloud_mask(cube)
+        mask = cloud_mask(cube, "spectral", dilate=0)
     mask = mask.transpose("time", "y", "x")
     frac = mask.mean(("y", "x")).values
     clear = np.flatnonzero(frac <= clear_max)
-    donors = np.flatnonzero((frac >= cover[0]) & (frac <= cover[1]))
+    partly = (frac >= cover[0]) & (frac <= cover[1])
+    if donors is not None:
+        allowed = np.isin(cube["time"].values, np.asarray(donors, dtype="datetime64[ns]"))
+        if not allowed.any():
+            raise ValueError(f"none of the donors {list(donors)} is a date of the cube")
+        partly &= allowed
+    donors = np.flatnonzero(partly)
     if clear.size == 0 or donors.size == 0:
         raise ValueError(
             f"cannot simulate clouds: the cube needs clear dates (cloud fraction <= {clear_max}) "

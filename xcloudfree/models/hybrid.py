@@ -15,6 +15,7 @@ from torch import nn
 
 from ..errors import ModelFileError, OptionError
 from .cyclegan import Clouder, Refiner
+from .files import read_weights
 from .mask import CloudMaskNet
 from .stgan import STGANGenerator
 
@@ -221,22 +222,10 @@ def load_model(
     >>> load_model(buf).config.k
     3
     """
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        raise ModelFileError(
-            f"{path!r} is not a readable xcloudfree model file (torch.load failed with "
-            f"{type(exc).__name__}): pass a file written "
-            "by HybridModel.save or xcloudfree.train, or model=None for the shipped model"
-        ) from exc
-    if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
-        raise ModelFileError(f"{path!r} is not an xcloudfree model (saved by HybridModel.save)")
-    if blob["format_version"] > _FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path!r} was saved by a newer xcloudfree (format {blob['format_version']}): upgrade"
-        )
+    blob = read_weights(
+        path, fmt=_FORMAT, version=_FORMAT_VERSION, writer="HybridModel.save or xcloudfree.train",
+        fix=", or model=None for the shipped model",
+    )  # fmt: skip
     model = HybridModel(HybridConfig(**blob["config"]))
     state = {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
     missing, unexpected = model.load_state_dict(state, strict=False)

@@ -43,11 +43,11 @@ class Prepared:
 def prepare_pair(cloudy: xr.DataArray, clear: xr.DataArray, *, k: int, dilate: int = 2) -> Prepared:
     """Masks, base and loss weights of one ``(cloudy, clear)`` pair, as at inference."""
     cloudy, clear = core_first(cloudy), core_first(clear)
-    spectral = cloud_mask(cloudy)
+    spectral = cloud_mask(cloudy, "spectral", dilate=0)
     diff = (np.abs(cloudy - clear) > _DIFF).any("band")
     mask = dilate_mask(spectral | diff, dilate)
     base, _ = fill(cloudy, mask, "regression")
-    truth_cloud = cloud_mask(clear).values
+    truth_cloud = cloud_mask(clear, "spectral", dilate=0).values
     finite = np.isfinite(clear.values).all(1) & np.isfinite(cloudy.values).all(1)
     weight = mask.values & ~truth_cloud & finite
     targets = np.flatnonzero(weight.sum((1, 2)) >= _MIN_PIXELS)

@@ -34,7 +34,7 @@ def _bank_arrays(cloud_bank: xr.Dataset | xr.DataArray, bands: list[str]):
         mask = cloud_bank["cloud_mask"].transpose("time", "y", "x").astype(bool)
     else:
         refl = as_cube(cloud_bank)
-        mask = cloud_mask(refl)
+        mask = cloud_mask(refl, "spectral", dilate=0)
     missing = sorted(set(bands) - {str(b) for b in refl["band"].values})
     if missing:
         raise ValueError(f"the cloud bank lacks bands {missing} of the cube: give it all bands")
@@ -187,7 +187,10 @@ def make_training_pairs(
             cloudy, clear = sim.cloudy, sim.truth
         else:
             bank, bank_mask = _bank_arrays(cloud_bank, bands)
-            own = cloud_mask(cube) if mask is None else mask.transpose("time", "y", "x")
+            if mask is None:
+                own = cloud_mask(cube, "spectral", dilate=0)
+            else:
+                own = mask.transpose("time", "y", "x")
             clear_dates = np.flatnonzero(own.mean(("y", "x")).values <= clear_max)
             if clear_dates.size == 0:
                 raise ValueError(f"the cube has no clear date (cloud fraction <= {clear_max})")

@@ -1,7 +1,7 @@
-"""Cloud masks from a documented spectral test.
+"""The documented per-date spectral cloud test (``method="spectral"``).
 
-The default mask of the classical methods is a per-date spectral test on
-top-of-atmosphere or surface reflectance that needs only the core bands:
+A per-date test on top-of-atmosphere or surface reflectance that needs only the
+core bands:
 
 * **brightness**: clouds are bright in blue, ``B02 > 0.14``;
 * **haze-optimised transform** (HOT, Zhang et al. 2002): clouds and haze raise blue
@@ -13,12 +13,9 @@ top-of-atmosphere or surface reflectance that needs only the core bands:
 A pixel is cloudy when it passes both the brightness and HOT tests, or the cirrus
 test.  ``cloud_probability`` is the same logic with each threshold softened by a
 logistic ramp, so ``cloud_probability > 0.5`` is exactly the mask before dilation.
-For filling, :func:`xcloudfree.remove` dilates the mask by 2 pixels, because cloud
-edges are thinner than the test can see but still bias a fill.
-
 The thresholds were chosen on the real ``s2cloudless_scene`` reference mask of the
-shared data; the model's mask head replaces this test as the default of
-:func:`xcloudfree.remove` for the ``"hybrid"`` method.
+shared data. It finds no shadows and flags bright bare fields; the default mask of
+:func:`xcloudfree.remove` is the temporal one of :mod:`xcloudfree.masking`.
 """
 
 from __future__ import annotations
@@ -29,10 +26,10 @@ import numpy as np
 import xarray as xr
 from scipy import ndimage
 
-from .cube import as_cube
-from .errors import OptionError
+from ..cube import as_cube
+from ..errors import OptionError
 
-__all__ = ["cloud_mask", "cloud_probability", "dilate_mask"]
+__all__ = ["cloud_probability", "dilate_mask"]
 
 BLUE_THRESHOLD = 0.14
 HOT_THRESHOLD = 0.07
@@ -92,8 +89,8 @@ def cloud_probability(
     (('time', 'y', 'x'), True)
     """
     if method == "model":
-        from .cube import core_first
-        from .engine import model_cloud_probability
+        from ..cube import core_first
+        from ..engine import model_cloud_probability
 
         cube = core_first(as_cube(cube, scale=scale))
         return model_cloud_probability(
@@ -162,66 +159,3 @@ def dilate_mask(mask: xr.DataArray, radius: int) -> xr.DataArray:
             radius=radius,
         )
     return mask.copy(data=out)
-
-
-def cloud_mask(
-    cube: xr.DataArray,
-    *,
-    threshold: float = 0.5,
-    dilate: int = 0,
-    scale: float | None = None,
-    return_probability: bool = False,
-    method: str = "spectral",
-    model: Any = None,
-    device: Any = "auto",
-    batch_size: int | None = None,
-    dtype: str = "float32",
-    progress: bool = True,
-) -> xr.DataArray | tuple[xr.DataArray, xr.DataArray]:
-    """Boolean cloud mask from the spectral test or the model's mask head.
-
-    Parameters
-    ----------
-    cube
-        A cube with at least ``B02`` and ``B04``.
-    threshold
-        Probability above which a pixel is cloudy (0.5 reproduces the crisp test).
-    dilate
-        Grow the mask by this many pixels. 0 (the default) gives the test as scored
-        against the reference; :func:`xcloudfree.remove` dilates by 2 pixels so that
-        a fill never starts from a cloud edge.
-    scale
-        Passed to :func:`~xcloudfree.as_cube` for integer (DN) input.
-    return_probability
-        Also return the ``cloud_probability`` it was thresholded from.
-    method, model, device, batch_size, dtype, progress
-        As for :func:`cloud_probability`: ``"spectral"`` or ``"model"``.
-
-    Returns
-    -------
-    xarray.DataArray or (xarray.DataArray, xarray.DataArray)
-        ``cloud_mask`` (time, y, x) bool, False where the input is NaN; and the
-        probability if asked for.
-
-    Examples
-    --------
-    >>> import xcloudfree
-    >>> cube = xcloudfree.datasets.sample_timeseries()
-    >>> mask = cloud_mask(cube)
-    >>> mask.dtype.name, round(float(mask.sel(time="2018-01-31").mean()), 2)
-    ('bool', 1.0)
-    """
-    prob = cloud_probability(
-        cube, scale=scale, method=method, model=model, device=device, batch_size=batch_size,
-        dtype=dtype, progress=progress,
-    )  # fmt: skip
-    # Nodata is never called cloud, not even by dilation from a neighbouring cloud.
-    mask = dilate_mask(prob > threshold, dilate) & prob.notnull()
-    mask.name = "cloud_mask"
-    mask.attrs = {
-        "long_name": "cloud mask",
-        "description": f"{method} cloud_probability > {threshold}, dilated by {dilate} px",
-    }
-    if return_probability:
-        return mask, prob
-    return mask

@@ -1,0 +1,136 @@
+"""The temporal cloud, haze and shadow mask: classes, the series' evidence, sources, laziness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import xcloudfree
+from xcloudfree.errors import CubeError, OptionError
+from xcloudfree.masking import classes as mc
+from xcloudfree.masking import mask_classes
+
+
+@pytest.fixture(scope="module")
+def summer(sample):
+    """Eight real dates around the clear summer of the sample, 96 x 96 px."""
+    return sample.sel(time=slice("2018-05-31", "2018-09-03")).isel(
+        y=slice(80, 176), x=slice(80, 176)
+    )
+
+
+def test_classes_flags_and_mask_agree(summer):
+    ds = mask_classes(summer, progress=False)
+    assert ds["mask_class"].dtype == np.uint8 and ds["cloud_mask"].dtype == bool
+    assert ds["mask_class"].attrs["flag_meanings"].split() == [*mc.CLASSES, "nodata"]
+    np.testing.assert_array_equal(
+        ds["cloud_mask"].values, np.isin(ds["mask_class"].values, mc.FILLED)
+    )
+    p = ds["cloud_probability"].values
+    assert p.dtype == np.float32 and np.nanmin(p) >= 0 and np.nanmax(p) <= 1 + 1e-6
+    assert str(ds.rio.crs) == str(summer.rio.crs)
+
+
+def test_overcast_clear_and_haze_dates_of_the_sample(sample):
+    frac = mask_classes(sample, progress=False)["cloud_mask"].mean(("y", "x")).to_series()
+    for overcast in ("2018-01-31", "2018-04-11", "2018-05-06", "2018-11-27"):
+        assert frac[overcast] > 0.95
+    # Clear summer and autumn dates with bright bare fields are kept.
+    for clear in ("2018-06-10", "2018-07-30", "2018-08-24", "2018-10-08"):
+        assert frac[clear] < 0.1
+
+
+def _with_shadow_and_haze(cube):
+    """A clear date with a real-looking shadow (every band x 0.45) and a haze veil."""
+    data = cube.values.copy()
+    t = 4  # 2018-07-20, clear
+    data[t, :, 10:40, 10:40] *= 0.45
+    veil = np.full(data.shape[1], 0.25, np.float32)[:, None, None]
+    data[t, :, 50:90, 50:90] = 0.6 * data[t, :, 50:90, 50:90] + 0.4 * veil
+    return cube.copy(data=data), t
+
+
+def test_shadow_and_haze_found_from_the_series(summer):
+    cube, t = _with_shadow_and_haze(summer)
+    ds = mask_classes(cube, progress=False, dilate=0)
+    cls = ds["mask_class"].values[t]
+    assert (cls[14:36, 14:36] == mc.SHADOW).mean() > 0.8
+    assert ds["cloud_mask"].values[t, 54:86, 54:86].mean() > 0.9
+    # The rest of the date, bright fields included, stays clear.
+    rest = np.ones(cls.shape, bool)
+    rest[5:45, 5:45] = rest[45:95, 45:95] = False
+    assert ds["cloud_mask"].values[t][rest].mean() < 0.05
+
+
+def test_one_date_alone_still_works(sample):
+    overcast = mask_classes(sample.sel(time=["2018-04-11"]), progress=False)
+    clear = mask_classes(sample.sel(time=["2018-07-30"]), progress=False)
+    assert float(overcast["cloud_mask"].mean()) > 0.95
+    assert float(clear["cloud_mask"].mean()) < 0.1
+
+
+def test_dask_equals_numpy(summer):
+    eager = mask_classes(summer, progress=False)
+    lazy = mask_classes(summer.chunk({"y": 48, "x": 56}), progress=False)
+    assert lazy["cloud_probability"].chunks is not None
+    lazy = lazy.compute()
+    np.testing.assert_allclose(
+        lazy["cloud_probability"].values, eager["cloud_probability"].values, atol=1e-5
+    )
+    assert (lazy["mask_class"].values != eager["mask_class"].values).mean() < 1e-3
+
+
+def test_nodata_is_its_own_class_and_never_masked(summer):
+    cube = summer.copy(deep=True)
+    cube.values[2, :, 5:9, 5:9] = np.nan
+    ds = mask_classes(cube, progress=False)
+    assert (ds["mask_class"].values[2, 5:9, 5:9] == mc.NODATA).all()
+    assert not ds["cloud_mask"].values[2, 5:9, 5:9].any()
+    assert np.isnan(ds["cloud_probability"].values[2, 5:9, 5:9]).all()
+
+
+def test_remove_applies_exactly_what_mask_returns(summer):
+    out = xcloudfree.remove(summer, "nearest", progress=False)
+    xr.testing.assert_identical(out["cloud_mask"], summer.cloudfree.mask(progress=False))
+    assert out["mask_class"].attrs["flag_values"].tolist() == [0, 1, 2, 3, 4, 255]
+    same = xcloudfree.remove(summer, "nearest", mask="spectral", dilate=1)
+    xr.testing.assert_equal(same["cloud_mask"], xcloudfree.cloud_mask(summer, "spectral", dilate=1))
+
+
+def test_scl_source_and_its_errors(summer):
+    scl = np.full((summer.sizes["time"], summer.sizes["y"], summer.sizes["x"]), 4, np.uint8)
+    scl[1, :10, :10] = 9
+    scl[1, 20:30, 20:30] = 3
+    scl[1, 40:45, 40:45] = 0
+    scl_da = xr.DataArray(scl, dims=("time", "y", "x"))
+    ds = mask_classes(summer.assign_coords(scl=scl_da), "scl", dilate=0)
+    cls = ds["mask_class"].values[1]
+    assert (cls[:10, :10] == mc.THICK).all() and (cls[20:30, 20:30] == mc.SHADOW).all()
+    assert (cls[40:45, 40:45] == mc.NODATA).all()
+    assert int(ds["cloud_mask"].sum()) == 200
+    with pytest.raises(CubeError, match="assign_coords"):
+        mask_classes(summer, "scl")
+    with pytest.raises(OptionError, match="classes only"):
+        mask_classes(summer.assign_coords(scl=scl_da), "scl", threshold=0.3)
+
+
+def test_user_callable_and_bad_options(summer):
+    def bright(cube):
+        return cube.sel(band="B02") > 0.12
+
+    ds = mask_classes(summer, bright)
+    xr.testing.assert_equal(
+        ds["cloud_mask"], xcloudfree.remove(summer, "nearest", mask=bright)["cloud_mask"]
+    )
+    with pytest.raises(OptionError, match="unknown mask method 'sen2cor'"):
+        mask_classes(summer, "sen2cor")
+    with pytest.raises(OptionError, match="outside 0-1"):
+        mask_classes(summer, threshold=1.5)
+    with pytest.raises(OptionError, match=">= 0"):
+        mask_classes(summer, dilate=-1)
+
+
+def test_scl_codes_map_to_classes():
+    codes = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, np.nan])
+    assert mc.from_scl(codes).tolist() == [255, 255, 0, 3, 0, 0, 0, 0, 1, 1, 2, 4, 255]

@@ -1,0 +1,382 @@
+"""Cloud, haze and shadow masks: one class per pixel and date, and the bool mask a fill uses.
+
+:func:`mask_classes` is the one entry point; :func:`cloud_mask` and
+:func:`cloud_probability` are views of it, and :func:`xcloudfree.remove` applies
+exactly what :func:`cloud_mask` returns with the same arguments. Sources
+(``method=``):
+
+``"temporal"`` (default)
+    The shipped temporal mask network (:mod:`xcloudfree.masking.temporal`): each
+    date against a reference from the other dates of the series, two passes,
+    classes clear / thick / thin-haze / shadow / snow. Works on one date too.
+``"spectral"``
+    The documented per-date test of :mod:`xcloudfree.masking.spectral` (cloud only).
+``"scl"``
+    The Sentinel-2 L2A scene classification, from a ``scl`` coordinate
+    ``(time, y, x)`` on the cube: ``cube.assign_coords(scl=scl)``.
+``"csmask"``
+    ukis-csmask (DLR), if installed (``pip install ukis-csmask[cpu]``): its 6-band
+    (or 4-band) model per date, run at about 30 m.
+``"model"``
+    The hybrid model's own mask head (the default before version 0.3).
+a callable
+    ``f(cube) -> DataArray`` of bool ``(time, y, x)``, used as returned.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..cube import as_cube
+from ..errors import CubeError, OptionError
+from .classes import CLEAR, FILLED, NODATA, SHADOW, SNOW, THICK, THIN, class_attrs, from_scl
+from .spectral import cloud_probability as spectral_probability
+from .spectral import dilate_mask
+
+__all__ = [
+    "MASK_METHODS",
+    "cloud_mask",
+    "cloud_probability",
+    "dilate_mask",
+    "mask_classes",
+    "pretrained_mask",
+]
+
+#: Named mask sources accepted by ``method=`` (besides a callable).
+MASK_METHODS: tuple[str, ...] = ("temporal", "spectral", "scl", "csmask", "model")
+#: File of the shipped temporal mask network in ``xcloudfree/weights``.
+MASK_WEIGHTS = "mask_v2.pt"
+_DEFAULT_DILATE = 2
+
+
+@functools.lru_cache(maxsize=4)
+def pretrained_mask(device: str = "cpu"):
+    """The shipped temporal mask network (loaded once per process and device).
+
+    Examples
+    --------
+    >>> net = pretrained_mask()
+    >>> net.config.name, 0 < net.config.threshold < 1
+    ('xcloudfree-mask', True)
+    """
+    from ..errors import ModelUnavailableError
+    from ..models.temporal_mask import load_mask_model
+
+    ref = resources.files("xcloudfree") / "weights" / MASK_WEIGHTS
+    if not ref.is_file():
+        raise ModelUnavailableError(
+            f"the mask weights ({MASK_WEIGHTS}) are missing from this installation: "
+            "reinstall xcloudfree, or pass method='spectral'"
+        )
+    with resources.as_file(ref) as path:
+        return load_mask_model(path, device=device)
+
+
+def _days(cube: xr.DataArray) -> np.ndarray:
+    return cube["time"].values.astype("datetime64[D]").astype(np.int64)
+
+
+def _temporal_block(block: np.ndarray, *, bands, days, device, progress=None) -> np.ndarray:
+    from ..modelcache import resolve_device
+    from .temporal import two_pass_probabilities
+
+    dev = resolve_device(device)
+    net = pretrained_mask(str(dev))
+    return two_pass_probabilities(block, bands, days, net, dev, progress)
+
+
+def _temporal_probabilities(cube: xr.DataArray, device: Any, progress: bool) -> xr.DataArray:
+    from ..chunking import apply_policy
+    from ..engine import _progress
+
+    halo = pretrained_mask().config.halo
+    cube = apply_policy(cube, halo=halo)
+    kw = {"bands": [str(b) for b in cube["band"].values], "days": _days(cube), "device": device}
+    data = cube.data
+    if isinstance(data, np.ndarray):
+        with _progress(2 * cube.sizes["time"], progress, "cloud mask") as bar:
+            probs = _temporal_block(data, progress=bar.update if bar else None, **kw)
+    else:
+        import dask.array as dsa
+
+        depth = {0: 0, 1: 0, 2: halo, 3: halo}
+        ov = dsa.overlap.overlap(data, depth=depth, boundary="none")
+        out = ov.map_blocks(
+            _temporal_block, chunks=(ov.chunks[0], (5,), *ov.chunks[2:]), dtype=np.float32,
+            meta=np.empty((0, 0, 0, 0), np.float32), **kw,
+        )  # fmt: skip
+        probs = dsa.overlap.trim_internal(out, depth, boundary="none")
+    coords = {k: v for k, v in cube.coords.items() if "band" not in v.dims}
+    return xr.DataArray(probs, dims=("time", "class", "y", "x"), coords=coords)
+
+
+def _from_probabilities(probs: xr.DataArray, threshold: float, dilate: int) -> xr.Dataset:
+    filled = probs.isel({"class": list(FILLED)})
+    p_fill = filled.sum("class", skipna=False)
+    valid = p_fill.notnull()
+    masked = p_fill > threshold
+    mask = dilate_mask(masked, dilate) & valid
+    best_filled = filled.fillna(-1.0).argmax("class") + THICK
+    ground = xr.where(probs.isel({"class": SNOW}) > probs.isel({"class": CLEAR}), SNOW, CLEAR)
+    # The dilation ring is a cloud edge: surface partly visible, like thin cloud.
+    cls = xr.where(masked, best_filled, xr.where(mask, THIN, ground))
+    cls = xr.where(valid, cls, NODATA).astype(np.uint8)
+    return xr.Dataset({"cloud_mask": mask, "mask_class": cls, "cloud_probability": p_fill})
+
+
+def _from_classes(classes: xr.DataArray, dilate: int) -> xr.Dataset:
+    core = classes.isin(list(FILLED))
+    valid = classes != NODATA
+    mask = dilate_mask(core, dilate) & valid
+    cls = xr.where(mask & ~core, THIN, classes).astype(np.uint8)
+    return xr.Dataset({"cloud_mask": mask, "mask_class": cls})
+
+
+def _scl_classes(cube: xr.DataArray) -> xr.DataArray:
+    if "scl" not in cube.coords:
+        raise CubeError(
+            "method='scl' needs the L2A scene classification as a 'scl' coordinate "
+            "(time, y, x): load the SCL asset on the cube's grid and attach it with "
+            "cube.assign_coords(scl=scl_dataarray)"
+        )
+    scl = cube.coords["scl"].transpose("time", "y", "x").drop_vars("scl", errors="ignore")
+    if scl.chunks is None:
+        return scl.copy(data=from_scl(scl.values))
+    return scl.copy(data=scl.data.map_blocks(from_scl, dtype=np.uint8))
+
+
+def _csmask_block(block: np.ndarray, *, bands, factor, level) -> np.ndarray:
+    try:
+        from ukis_csmask.mask import CSmask
+    except ImportError as exc:
+        raise OptionError(
+            "method='csmask' needs ukis-csmask: pip install 'ukis-csmask[cpu]'"
+        ) from exc
+    import warnings
+
+    names = ["B02", "B03", "B04", "B08" if "B08" in bands else "B8A"]
+    order = ["blue", "green", "red", "nir"]
+    if "B11" in bands and "B12" in bands:
+        names, order = [*names, "B11", "B12"], [*order, "swir16", "swir22"]
+    t, _, h, w = block.shape
+    hh, ww = -(-h // factor) * factor, -(-w // factor) * factor
+    out = np.full((t, h, w), NODATA, np.uint8)
+    for i in range(t):
+        img = np.stack([block[i, bands.index(n)] for n in names], -1).astype(np.float32)
+        bad = ~np.isfinite(img).all(-1)
+        img = np.pad(np.nan_to_num(img), ((0, hh - h), (0, ww - w), (0, 0)), mode="edge")
+        img = img.reshape(hh // factor, factor, ww // factor, factor, -1).mean((1, 3))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # its small-image warning
+            c = np.squeeze(CSmask(img, band_order=order, product_level=level,
+                                  invalid_buffer=0).csm)  # fmt: skip
+        c = np.repeat(np.repeat(c, factor, 0), factor, 1)[:h, :w]
+        cls = np.select([c == 1, c == 2], [THICK, SHADOW], CLEAR).astype(np.uint8)
+        cls[bad] = NODATA
+        out[i] = cls
+    return out
+
+
+def _pixel_metres(cube: xr.DataArray) -> float:
+    step = abs(float(cube["x"][1] - cube["x"][0])) if cube.sizes["x"] > 1 else 10.0
+    return step * 111_000 if step < 0.1 else step  # degrees on a geographic grid
+
+
+def _csmask_classes(cube: xr.DataArray) -> xr.DataArray:
+    bands = [str(b) for b in cube["band"].values]
+    factor = max(1, round(30 / _pixel_metres(cube)))
+    level = "l2a" if "L2A" in str(cube.attrs.get("product", "")).upper() else "l1c"
+    kw = {"bands": bands, "factor": factor, "level": level}
+    data = cube.data
+    if isinstance(data, np.ndarray):
+        out = _csmask_block(data, **kw)
+    else:
+        out = data.map_blocks(_csmask_block, drop_axis=1, dtype=np.uint8, **kw)
+    return cube.isel(band=0, drop=True).copy(data=out)
+
+
+def mask_classes(
+    cube: xr.DataArray,
+    method: str | Callable[[xr.DataArray], xr.DataArray] = "temporal",
+    *,
+    threshold: float | None = None,
+    dilate: int | None = None,
+    scale: float | None = None,
+    device: Any = "auto",
+    progress: bool = True,
+) -> xr.Dataset:
+    """Per pixel and date: the mask class, the bool mask a fill uses, and its probability.
+
+    Parameters
+    ----------
+    cube
+        A cube (see :func:`xcloudfree.as_cube`) with B02, B03, B04 and B08 or B8A;
+        B11 and B12 help where present. Dask input stays lazy (time and band must
+        be one chunk each; :func:`xcloudfree.remove` rechunks for you).
+    method
+        ``"temporal"`` (default), ``"spectral"``, ``"scl"``, ``"csmask"``,
+        ``"model"``, or a callable ``f(cube)`` returning a bool ``(time, y, x)``
+        mask; see :mod:`xcloudfree.masking`.
+    threshold
+        Probability of "not clear ground" (thick + thin + shadow) above which a
+        pixel is masked. Default: the source's operating point (the temporal
+        network's is chosen for the fill's error under cloud).
+    dilate
+        Grow the mask by this many pixels; default the source's operating point
+        (2 px). Not applied to a callable's mask.
+    scale
+        Passed to :func:`~xcloudfree.as_cube` for integer (DN) input.
+    device
+        Where the temporal network runs: ``"auto"`` (CUDA when available), ``"cpu"``...
+    progress
+        Show a progress bar for numpy (eager) input.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``cloud_mask`` (bool: not usable as clear ground), ``mask_class`` (uint8
+        with CF ``flag_values``/``flag_meanings``: 0 clear, 1 thick cloud, 2 thin
+        cloud/haze/cloud edge, 3 shadow, 4 snow, 255 nodata) and, for sources
+        with one, ``cloud_probability`` (float32, NaN where the input is NaN).
+
+    Examples
+    --------
+    >>> import xcloudfree
+    >>> cube = xcloudfree.datasets.sample_timeseries().isel(time=slice(0, 6))
+    >>> m = mask_classes(cube, progress=False)
+    >>> sorted(m.data_vars), m.mask_class.attrs["flag_meanings"].split()[3]
+    (['cloud_mask', 'cloud_probability', 'mask_class'], 'cloud_shadow')
+    >>> bool((m.cloud_mask == m.mask_class.isin([1, 2, 3])).all())
+    True
+    """
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise OptionError(f"threshold={threshold} is outside 0-1: pass a probability, e.g. 0.5")
+    if dilate is not None and (not isinstance(dilate, (int, np.integer)) or dilate < 0):
+        raise OptionError(f"dilate={dilate!r} must be a whole number of pixels >= 0, e.g. 2")
+    cube = as_cube(cube, scale=scale)
+    grow = _DEFAULT_DILATE if dilate is None else int(dilate)
+    if callable(method):
+        from ..removal import as_mask
+
+        mask = as_mask(method(cube), cube)
+        cls = xr.where(mask, THICK, CLEAR).astype(np.uint8)
+        ds = xr.Dataset({"cloud_mask": mask, "mask_class": cls})
+        label = f"user callable {getattr(method, '__name__', repr(method))}"
+    elif method == "temporal":
+        net = pretrained_mask()
+        probs = _temporal_probabilities(cube, device, progress)
+        cut = net.config.threshold if threshold is None else threshold
+        grow = net.config.dilate if dilate is None else int(dilate)
+        ds = _from_probabilities(probs, cut, grow)
+        label = f"{net.config.name} {net.config.version}: p(cloud, haze or shadow) > {cut:g}"
+    elif method in ("spectral", "model"):
+        prob = spectral_probability(cube, method=method, device=device, progress=progress)
+        prob = prob.drop_vars([c for c in prob.coords if c not in prob.dims and c != "spatial_ref"])
+        cut = 0.5 if threshold is None else threshold
+        if method == "model" and threshold is None:
+            from ..models import pretrained
+
+            cut = pretrained().config.threshold
+        zero = xr.zeros_like(prob)
+        probs = xr.concat([1 - prob, prob, zero, zero, zero], "class").transpose(
+            "time", "class", "y", "x"
+        )
+        ds = _from_probabilities(probs, cut, grow)
+        label = f"{method} cloud test: p(cloud) > {cut:g}"
+    elif method in ("scl", "csmask"):
+        if threshold is not None:
+            raise OptionError(
+                f"threshold= does not apply to method={method!r} (it has classes only)"
+            )
+        classes = _scl_classes(cube) if method == "scl" else _csmask_classes(cube)
+        ds = _from_classes(classes, grow)
+        label = "Sentinel-2 SCL" if method == "scl" else "ukis-csmask"
+    else:
+        raise OptionError(
+            f"unknown mask method {method!r}: choose one of {', '.join(MASK_METHODS)}, "
+            "or pass a callable returning a bool (time, y, x) mask"
+        )
+    desc = f"{label}, dilated by {grow} px" if not callable(method) else label
+    ds["cloud_mask"].attrs = {"long_name": "cloud mask (not usable as clear ground)",
+                              "description": desc}  # fmt: skip
+    ds["mask_class"].attrs = class_attrs(desc)
+    if "cloud_probability" in ds:
+        ds["cloud_probability"] = ds["cloud_probability"].astype(np.float32)
+        ds["cloud_probability"].attrs = {
+            "long_name": "probability of cloud, haze or shadow", "units": "1",
+            "description": label,
+        }  # fmt: skip
+    for name in ds.data_vars:
+        ds[name].name = name
+    return ds.transpose("time", "y", "x")
+
+
+def cloud_mask(
+    cube: xr.DataArray,
+    method: str | Callable[[xr.DataArray], xr.DataArray] = "temporal",
+    *,
+    threshold: float | None = None,
+    dilate: int | None = None,
+    scale: float | None = None,
+    return_probability: bool = False,
+    device: Any = "auto",
+    progress: bool = True,
+) -> xr.DataArray | tuple[xr.DataArray, xr.DataArray]:
+    """The bool mask :func:`xcloudfree.remove` applies with the same arguments.
+
+    True where a pixel is not usable as clear ground (thick or thin cloud, haze,
+    cloud shadow, and the dilation ring around them); False where clear, snow or
+    nodata. See :func:`mask_classes` for the parameters and the classes.
+
+    Parameters
+    ----------
+    return_probability
+        Also return ``cloud_probability`` (not for ``"scl"``, ``"csmask"`` or callables).
+
+    Examples
+    --------
+    >>> import xcloudfree
+    >>> cube = xcloudfree.datasets.sample_timeseries()
+    >>> mask = cloud_mask(cube, progress=False).sel(time=["2018-01-31", "2018-08-09"])
+    >>> mask.dtype.name, mask.mean(("y", "x")).round(1).values.tolist()
+    ('bool', [1.0, 0.0])
+    """
+    ds = mask_classes(
+        cube, method, threshold=threshold, dilate=dilate, scale=scale, device=device,
+        progress=progress,
+    )  # fmt: skip
+    if return_probability:
+        if "cloud_probability" not in ds:
+            raise OptionError(f"method={method!r} gives classes only: return_probability=False")
+        return ds["cloud_mask"], ds["cloud_probability"]
+    return ds["cloud_mask"]
+
+
+def cloud_probability(
+    cube: xr.DataArray,
+    method: str = "temporal",
+    *,
+    scale: float | None = None,
+    device: Any = "auto",
+    progress: bool = True,
+) -> xr.DataArray:
+    """Probability (0-1) that a pixel is cloud, haze or cloud shadow; see :func:`mask_classes`.
+
+    Examples
+    --------
+    >>> import xcloudfree
+    >>> cube = xcloudfree.datasets.sample_timeseries().isel(time=[0, 2])
+    >>> p = cloud_probability(cube, "spectral")
+    >>> p.dims, float(p.isel(time=1).mean()) > float(p.isel(time=0).mean())
+    (('time', 'y', 'x'), True)
+    """
+    ds = mask_classes(cube, method, scale=scale, device=device, progress=progress, dilate=0)
+    if "cloud_probability" not in ds:
+        raise OptionError(f"method={method!r} gives classes only, no probability")
+    return ds["cloud_probability"]
