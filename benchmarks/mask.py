@@ -173,7 +173,7 @@ def main() -> None:
         "## Cost of the temporal mask",
         "",
         f"{c['parameters']} parameters; {c['seconds']:.1f} s for {c['megapixel_dates']:.2f} "
-        f"megapixel-dates = **{c['s_per_mpix_date']:.2f} s per megapixel-date** (two passes, "
+        f"megapixel-dates = **{c['s_per_mpix_date']:.2f} s per megapixel-date** (three passes, "
         "this machine's CPU, eager).",
     ]
     report = "\n".join(text)

@@ -240,7 +240,7 @@ def main() -> None:
         text.append(f"| {m['case']} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} |")
     text += ["", f"## Real clouds on {real[0]['dates']} partly cloudy dates of the series, "
              "vs the nearest clear date", "",
-             "| method (model mask) | PSNR_cloud | SSIM_cloud | MAE_cloud |",
+             "| method (own mask) | PSNR_cloud | SSIM_cloud | MAE_cloud |",
              "|---|---|---|---|"]  # fmt: skip
     for r in real:
         text.append(

@@ -1,4 +1,6 @@
-"""Before / mask / after sheets of every date of the sample and the L2A cubes, for the docs.
+"""Before / mask / after sheets of every date of the three L2A cubes, for the docs.
+
+(The embedded sample's sheet is drawn by the gallery, ``examples/plot_mask.py``.)
 
 Writes ``docs/_static/mask_<cube>.png``: for each date, the input in true colour,
 the mask classes over it (thick red, thin/haze/edge orange, shadow blue, snow
@@ -62,6 +64,10 @@ def sheet(name: str, cube: xr.DataArray, method: str, out: Path, cols: int = 10)
     path = out / f"mask_{name}.png"
     fig.savefig(path, dpi=50)
     plt.close(fig)
+    from PIL import Image
+
+    with Image.open(path) as img:  # a 128-colour palette keeps the docs small
+        img.convert("RGB").quantize(128).save(path, optimize=True)
     return path
 
 
@@ -71,7 +77,7 @@ def main() -> None:
     parser.add_argument("--method", default="regression")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    cubes = {"sample": sd.series()}
+    cubes = {}
     if (sd.DATA / "README.md").exists():
         cubes["hungary"] = sd.l2a()[0]
         cubes["sweden"] = sd.l2a("sweden_34VCL")[0]

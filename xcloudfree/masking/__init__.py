@@ -7,7 +7,7 @@ exactly what :func:`cloud_mask` returns with the same arguments. Sources
 
 ``"temporal"`` (default)
     The shipped temporal mask network (:mod:`xcloudfree.masking.temporal`): each
-    date against a reference from the other dates of the series, two passes,
+    date against a reference from the other dates of the series, three passes,
     classes clear / thick / thin-haze / shadow / snow. Works on one date too.
 ``"spectral"``
     The documented per-date test of :mod:`xcloudfree.masking.spectral` (cloud only).
@@ -84,11 +84,11 @@ def _days(cube: xr.DataArray) -> np.ndarray:
 
 def _temporal_block(block: np.ndarray, *, bands, days, device, progress=None) -> np.ndarray:
     from ..modelcache import resolve_device
-    from .temporal import two_pass_probabilities
+    from .temporal import series_probabilities
 
     dev = resolve_device(device)
     net = pretrained_mask(str(dev))
-    return two_pass_probabilities(block, bands, days, net, dev, progress)
+    return series_probabilities(block, bands, days, net, dev, progress)
 
 
 def _temporal_probabilities(cube: xr.DataArray, device: Any, progress: bool) -> xr.DataArray:
@@ -100,7 +100,7 @@ def _temporal_probabilities(cube: xr.DataArray, device: Any, progress: bool) -> 
     kw = {"bands": [str(b) for b in cube["band"].values], "days": _days(cube), "device": device}
     data = cube.data
     if isinstance(data, np.ndarray):
-        with _progress(2 * cube.sizes["time"], progress, "cloud mask") as bar:
+        with _progress(3 * cube.sizes["time"], progress, "cloud mask") as bar:
             probs = _temporal_block(data, progress=bar.update if bar else None, **kw)
     else:
         import dask.array as dsa

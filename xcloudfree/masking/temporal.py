@@ -4,12 +4,15 @@ A date is cloudy or hazy where it is brighter in the visible bands than the othe
 dates say that pixel usually is, and shadowed where it is darker in every band;
 bright soil, roofs and sand are bright on every date (the idea of MAJA and Tmask).
 For each date the *reference* is the per-band median of the ``k`` nearest other
-dates that a previous pass called clear. Two passes:
+dates that a previous pass called clear. Three passes at inference:
 
-1. provisional clear dates from a rank test (blue not far above the pixel's own
-   40th percentile, and not much darker than its median in red + NIR);
-   reference -> network -> class probabilities;
-2. the reference again from the dates pass 1 calls clear -> network.
+0. each date alone (no reference) -> network -> a first set of clear dates;
+1. reference from those -> network;
+2. reference from the dates pass 1 calls clear -> network: the output.
+
+Training starts its references from a rank test instead (:func:`provisional_clear`:
+blue not far above the pixel's own 40th percentile, red + NIR not much below its
+median), then from the network's own pass.
 
 Pure numpy plus the torch network; no xarray. A single date (or a pixel with no
 clear neighbour) gets zero reference channels and a flag, and the network falls
@@ -31,7 +34,7 @@ __all__ = [
     "mask_inputs",
     "provisional_clear",
     "reference",
-    "two_pass_probabilities",
+    "series_probabilities",
 ]
 
 #: Nearest clear dates the reference is the median of, and how many dates are searched.
@@ -149,25 +152,32 @@ def _run(net, feats: np.ndarray, device) -> np.ndarray:
         return torch.softmax(logits.float(), 1)[0].cpu().numpy()
 
 
-def two_pass_probabilities(
+def series_probabilities(
     values: np.ndarray, bands: Sequence[str], days: np.ndarray, net, device="cpu",
     progress=None,
 ) -> np.ndarray:  # fmt: skip
     """Class probabilities ``(T, 5, H, W)`` of a block, NaN where the input is not valid.
 
+    Three passes of the network: each date alone (no reference), then twice with the
+    reference built from the previous pass's clear dates. Starting from the dates
+    alone, not from ranks in the series, keeps a mostly overcast series (where the
+    pixel's usual value is cloud) from calling its few clear dates hazy.
     ``values`` is ``(T, B, H, W)`` reflectance, ``days`` the dates as day numbers.
     ``progress`` is called once per date and pass, if given.
     """
     x, valid, has_swir = mask_inputs(values, bands)
-    clear = provisional_clear(x, valid)
     probs = np.empty((x.shape[0], 5, *x.shape[2:]), dtype=np.float32)
-    for last in (False, True):
+    alone = np.zeros(x.shape[2:], dtype=bool)
+    clear = None
+    for _ in range(3):
         for t in range(x.shape[0]):
-            ref, has_ref = reference(x, clear, days, t)
+            if clear is None:
+                ref, has_ref = np.zeros_like(x[t]), alone
+            else:
+                ref, has_ref = reference(x, clear, days, t)
             probs[t] = _run(net, date_features(x[t], ref, has_ref, has_swir), device)
             if progress is not None:
                 progress()
-        if not last:
-            clear = valid & (probs[:, CLEAR] + probs[:, SNOW] > 0.5)
+        clear = valid & (probs[:, CLEAR] + probs[:, SNOW] > 0.5)
     probs[np.broadcast_to(~valid[:, None], probs.shape)] = np.nan
     return probs

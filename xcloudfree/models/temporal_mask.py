@@ -58,9 +58,9 @@ class MaskConfig:
 
     @property
     def halo(self) -> int:
-        """Context in pixels a tile needs around it: twice the receptive radius, as
-        pass 2's reference comes from pass 1's classes of the neighbourhood."""
-        return 2 * sum(self.dilations) + 1
+        """Context in pixels a tile needs around it: three receptive radii, as each of
+        the three passes reads the previous one's classes of the neighbourhood."""
+        return 3 * sum(self.dilations) + 1
 
 
 class TemporalMaskNet(nn.Module):
