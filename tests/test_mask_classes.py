@@ -123,6 +123,10 @@ def test_user_callable_and_bad_options(summer):
     xr.testing.assert_equal(
         ds["cloud_mask"], xcloudfree.remove(summer, "nearest", mask=bright)["cloud_mask"]
     )
+    with pytest.raises(OptionError, match="used as it returns it"):
+        mask_classes(summer, bright, dilate=2)
+    with pytest.raises(OptionError, match="dilate_mask"):
+        xcloudfree.remove(summer, "nearest", mask=bright(summer), dilate=2)
     with pytest.raises(OptionError, match="unknown mask method 'sen2cor'"):
         mask_classes(summer, "sen2cor")
     with pytest.raises(OptionError, match="outside 0-1"):

@@ -195,6 +195,11 @@ def remove(
 
     def resolve(ordered: xr.DataArray) -> xr.DataArray:
         if isinstance(mask, xr.DataArray):
+            if threshold is not None or dilate is not None:
+                raise OptionError(
+                    "threshold= and dilate= apply to computed masks; a mask DataArray is used "
+                    "as given: grow it first with xcloudfree.masking.dilate_mask(mask, n)"
+                )
             return as_mask(mask, cube)
         if mask is not None and not isinstance(mask, str) and not callable(mask):
             raise CubeError(

@@ -264,6 +264,11 @@ def mask_classes(
     if callable(method):
         from ..removal import as_mask
 
+        if threshold is not None or dilate is not None:
+            raise OptionError(
+                "threshold= and dilate= apply to computed masks; a callable's mask is used "
+                "as it returns it: threshold or grow it inside the callable"
+            )
         mask = as_mask(method(cube), cube)
         cls = xr.where(mask, THICK, CLEAR).astype(np.uint8)
         ds = xr.Dataset({"cloud_mask": mask, "mask_class": cls})
