@@ -21,7 +21,9 @@ the inputs it sees at inference. Then the operating point (threshold, dilation) 
 chosen by the error of the ``regression`` fill under laid clouds on *training*
 dates (never the held-out ones).
 
-    python scripts/train_mask.py [--steps 1500] [--out xcloudfree/weights/mask_v2.pt]
+    pip install -e ".[csmask]"   # the teacher
+    python scripts/train_mask.py [--steps 2500] [--out xcloudfree/weights/mask_v2.pt]
+    python scripts/mask_operating_point.py
 """
 
 from __future__ import annotations
@@ -315,7 +317,7 @@ def train(net, items, weights, steps, rng, lr=2e-3):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=2500)
     parser.add_argument(
         "--out", type=Path, default=sd.ROOT / "xcloudfree" / "weights" / "mask_v2.pt"
     )
