@@ -116,24 +116,22 @@ def _temporal_probabilities(cube: xr.DataArray, device: Any, progress: bool) -> 
     return xr.DataArray(probs, dims=("time", "class", "y", "x"), coords=coords)
 
 
-def _from_probabilities(probs: xr.DataArray, threshold: float, dilate: int) -> xr.Dataset:
+def _classes_of(probs: xr.DataArray, threshold: float) -> tuple[xr.DataArray, xr.DataArray]:
+    """Classes (before dilation) and p(thick + thin + shadow) from class probabilities."""
     filled = probs.isel({"class": list(FILLED)})
     p_fill = filled.sum("class", skipna=False)
-    valid = p_fill.notnull()
-    masked = p_fill > threshold
-    mask = dilate_mask(masked, dilate) & valid
     best_filled = filled.fillna(-1.0).argmax("class") + THICK
     ground = xr.where(probs.isel({"class": SNOW}) > probs.isel({"class": CLEAR}), SNOW, CLEAR)
-    # The dilation ring is a cloud edge: surface partly visible, like thin cloud.
-    cls = xr.where(masked, best_filled, xr.where(mask, THIN, ground))
-    cls = xr.where(valid, cls, NODATA).astype(np.uint8)
-    return xr.Dataset({"cloud_mask": mask, "mask_class": cls, "cloud_probability": p_fill})
+    cls = xr.where(p_fill > threshold, best_filled, ground)
+    return xr.where(p_fill.notnull(), cls, NODATA).astype(np.uint8), p_fill
 
 
 def _from_classes(classes: xr.DataArray, dilate: int) -> xr.Dataset:
+    """The bool mask of every source: filled classes grown by ``dilate``, never nodata."""
     core = classes.isin(list(FILLED))
     valid = classes != NODATA
     mask = dilate_mask(core, dilate) & valid
+    # The dilation ring is a cloud edge: surface partly visible, like thin cloud.
     cls = xr.where(mask & ~core, THIN, classes).astype(np.uint8)
     return xr.Dataset({"cloud_mask": mask, "mask_class": cls})
 
@@ -278,7 +276,8 @@ def mask_classes(
         probs = _temporal_probabilities(cube, device, progress)
         cut = net.config.threshold if threshold is None else threshold
         grow = net.config.dilate if dilate is None else int(dilate)
-        ds = _from_probabilities(probs, cut, grow)
+        classes, p_fill = _classes_of(probs, cut)
+        ds = _from_classes(classes, grow).assign(cloud_probability=p_fill)
         label = f"{net.config.name} {net.config.version}: p(cloud, haze or shadow) > {cut:g}"
     elif method in ("spectral", "model"):
         prob = spectral_probability(cube, method=method, device=device, progress=progress)
@@ -288,11 +287,9 @@ def mask_classes(
             from ..models import pretrained
 
             cut = pretrained().config.threshold
-        zero = xr.zeros_like(prob)
-        probs = xr.concat([1 - prob, prob, zero, zero, zero], "class").transpose(
-            "time", "class", "y", "x"
-        )
-        ds = _from_probabilities(probs, cut, grow)
+        classes = xr.where(prob > cut, THICK, CLEAR)  # a cloud test knows no other class
+        classes = xr.where(prob.notnull(), classes, NODATA).astype(np.uint8)
+        ds = _from_classes(classes, grow).assign(cloud_probability=prob)
         label = f"{method} cloud test: p(cloud) > {cut:g}"
     elif method in ("scl", "csmask"):
         if threshold is not None:
