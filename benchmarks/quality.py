@@ -36,7 +36,6 @@ change| between consecutive clear dates, lower is better) and seconds.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -219,10 +218,8 @@ def main() -> None:
     # donors are chosen by its cloud classes; the reference mask has every class.
     sweden, _ = sd.l2a("sweden_34VCL")
     sdl = sd.l2a_dlmask("sweden_34VCL")
-    sim3 = xcloudfree.simulate_clouds(sweden, targets=sd.HELDOUT_SWEDEN_DATES, seed=0,
-                                      mask=sdl.isin([1, 2]), clear_max=0.1,
-                                      donors=sd.HELDOUT_SWEDEN_DONORS)  # fmt: skip
-    sim3 = dataclasses.replace(sim3, true_mask=(sim3.mask | (sdl > 0)).rename("cloud_mask"))
+    sim3 = sd.simulate_sweden(sweden, sdl, targets=sd.HELDOUT_SWEDEN_DATES,
+                              donors=sd.HELDOUT_SWEDEN_DONORS, seed=0)  # fmt: skip
     rows3, mask_scores3 = simulated_case("L2A Sweden", sweden, sim3, sdl.isin([1, 2]))
     rows2 += rows3
     real = real_cloud_case(series)

@@ -14,7 +14,6 @@ is written into the weights' config.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -45,11 +44,10 @@ def cases():
     dl = sd.l2a_dlmask("sweden_34VCL")
     keep = ~np.isin(sweden["time"].values, pd.to_datetime(
         sd.HELDOUT_SWEDEN_DATES + sd.HELDOUT_SWEDEN_DONORS).values)  # fmt: skip
-    sim = xcloudfree.simulate_clouds(
-        sweden.isel(time=keep), targets=["2021-04-08", "2021-05-13", "2021-06-02"], seed=1,
-        mask=dl.isel(time=keep).isin([1, 2]), clear_max=0.1, donors=["2021-06-12", "2021-08-06"],
+    yield "L2A Sweden", sd.simulate_sweden(
+        sweden.isel(time=keep), dl.isel(time=keep), seed=1,
+        targets=["2021-04-08", "2021-05-13", "2021-06-02"], donors=["2021-06-12", "2021-08-06"],
     )  # fmt: skip
-    yield "L2A Sweden", dataclasses.replace(sim, true_mask=sim.mask | (dl.isel(time=keep) > 0))
 
 
 def main() -> None:

@@ -26,16 +26,6 @@ import xcloudfree
 from xcloudfree.plotting import class_overlay
 
 
-def belgium() -> xr.DataArray:
-    ds = xr.open_dataset(sd.DATA / "openeo_belgium_l2a" / "belgium_2023q4.nc")
-    bands = ["B02", "B03", "B04", "B08"]
-    v = np.stack([ds[f"S2-L2A-{b}"].values for b in bands], 1).astype(np.float32)
-    v = np.where(v == 0, np.nan, v * 1e-4)  # DN 0 is nodata
-    return xr.DataArray(v, dims=("time", "band", "y", "x"),
-                        coords={"time": ds["t"].values, "band": bands,
-                                "y": ds["y"].values, "x": ds["x"].values})  # fmt: skip
-
-
 def sheet(name: str, cube: xr.DataArray, method: str, out: Path, cols: int = 10) -> Path:
     res = xcloudfree.remove(cube, method, progress=False).compute()
     gain = 1 / max(3 * float(np.nanmedian(cube.sel(band="B04").values)), 0.05)
@@ -81,7 +71,7 @@ def main() -> None:
     if (sd.DATA / "README.md").exists():
         cubes["hungary"] = sd.l2a()[0]
         cubes["sweden"] = sd.l2a("sweden_34VCL")[0]
-        cubes["belgium"] = belgium()
+        cubes["belgium"] = sd.belgium()[0]
     for name, cube in cubes.items():
         print(sheet(name, cube, args.method, args.out))
 

@@ -110,3 +110,28 @@ def l2a_dlmask(name: str = "hungary_romania_34TET") -> xr.DataArray:
     class 3 lies beside clouds, displaced away from the sun, and class 2 on haze; the
     shared README's "2 shadow, 3 snow" is wrong)."""
     return read_greenearthnet(require() / "greenearthnet_l2a" / f"{name}.nc", classes=True)[1]
+
+
+def belgium() -> tuple[xr.DataArray, xr.DataArray]:
+    """The openEO Belgium L2A cube (B02 B03 B04 B08, DN 0 as NaN) and its raw SCL codes."""
+    ds = xr.open_dataset(require() / "openeo_belgium_l2a" / "belgium_2023q4.nc")
+    bands = ["B02", "B03", "B04", "B08"]
+    v = np.stack([ds[f"S2-L2A-{b}"].values for b in bands], 1).astype(np.float32)
+    v = np.where(v == 0, np.nan, v * 1e-4)  # DN 0 is nodata
+    coords = {"time": ds["t"].values, "y": ds["y"].values, "x": ds["x"].values}
+    cube = xr.DataArray(v, dims=("time", "band", "y", "x"), coords={**coords, "band": bands})
+    scl = xr.DataArray(ds["S2-L2A-SCL"].values, dims=("time", "y", "x"), coords=coords)
+    return cube, scl
+
+
+def simulate_sweden(cube, dlmask, *, targets, donors, seed):
+    """Laid clouds on the Sweden cube: targets and donors chosen by the dlmask's *cloud*
+    classes (it calls dark forest "shadow" on clear dates, so no date is clear by all its
+    classes); the reference mask is the laid clouds or any dlmask class."""
+    import dataclasses
+
+    sim = xcloudfree.simulate_clouds(
+        cube, targets=targets, seed=seed, mask=dlmask.isin([1, 2]), clear_max=0.1,
+        donors=donors,
+    )  # fmt: skip
+    return dataclasses.replace(sim, true_mask=(sim.mask | (dlmask > 0)).rename("cloud_mask"))

@@ -115,11 +115,8 @@ def _hazy_unknown(cube):
 
 
 def _dlmask_labels(path, held):
-    ds = xr.open_dataset(path)
-    ds = ds.isel(time=np.flatnonzero(ds["s2_avail"].values == 1))
-    cube, _ = xcloudfree.datasets.read_greenearthnet(path)
-    dl = ds["s2_dlmask"].values
-    lab = np.where(np.isfinite(dl), dl, IGNORE).astype(np.uint8)
+    cube, dl = xcloudfree.datasets.read_greenearthnet(path, classes=True)
+    lab = dl.values.copy()
     cloudy = np.isin(lab, (1, 2)).mean((1, 2))
     mostly_clear = (cloudy < 0.1)[:, None, None]
     # Pixels the dlmask calls cloud or shadow on three or more mostly clear dates are
@@ -153,15 +150,9 @@ def _gee(site, held):
     return cube, np.stack(labs)
 
 
-def _belgium(train=True):
-    ds = xr.open_dataset(sd.DATA / "openeo_belgium_l2a" / "belgium_2023q4.nc")
-    bands = ["B02", "B03", "B04", "B08"]
-    v = np.stack([ds[f"S2-L2A-{b}"].values for b in bands], 1).astype(np.float32)
-    v = np.where(v == 0, np.nan, v * 1e-4)
-    pick = slice(0, 14) if train else slice(14, None)
-    cube = xr.DataArray(v[pick], dims=("time", "band", "y", "x"),
-                        coords={"time": ds["t"].values[pick], "band": bands})  # fmt: skip
-    return cube, from_scl(ds["S2-L2A-SCL"].values[pick])
+def _belgium():
+    cube, scl = sd.belgium()
+    return cube.isel(time=slice(0, 14)), from_scl(scl.values[:14])
 
 
 def sources():
