@@ -100,6 +100,10 @@ class Catalog:
     #: item id -> the true reflectance (band, y, x) float64 of the bands in ASSET_KEYS order,
     #: NaN where the item holds nodata.
     truth: dict[str, np.ndarray] = field(default_factory=dict)
+    #: item id -> the scene classification (y, x) uint8 on the bands' grid (0 = no data).
+    scl: dict[str, np.ndarray] = field(default_factory=dict)
+    #: item id -> (sun azimuth, sun elevation) the item declares, degrees.
+    sun: dict[str, tuple[float, float]] = field(default_factory=dict)
     bbox: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     crs: str = "EPSG:4326"
     resolution: float = 0.0
@@ -158,6 +162,17 @@ def _item(
             "proj:shape": list(shape),
             "proj:transform": list(transform),
         }
+    # The L2A scene classification at 20 m, as real products have it.
+    assets["scl"] = {
+        "href": (assets_dir / "SCL.tif").resolve().as_uri(),
+        "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+        "title": "Scene classification map (SCL)",
+        "roles": ["data"],
+        "raster:bands": [{"nodata": 0, "data_type": "uint8", "spatial_resolution": 20}],
+        "proj:shape": [shape[0] // 2, shape[1] // 2],
+        "proj:transform": [transform[0] * 2, transform[1], transform[2],
+                           transform[3], transform[4] * 2, transform[5]],
+    }  # fmt: skip
     # Non-raster assets as Earth Search has them; the loader must pass over them.
     assets["thumbnail"] = {
         "href": (assets_dir / "thumbnail.jpg").resolve().as_uri(),
@@ -177,6 +192,8 @@ def _item(
         "eo:cloud_cover": scene.cloud_cover,
         "proj:epsg": 4326,
         "s2:processing_baseline": scene.baseline,
+        "view:sun_azimuth": sun_angles(scene)[0],
+        "view:sun_elevation": sun_angles(scene)[1],
     }
     if scene.harmonised:
         properties["earthsearch:boa_offset_applied"] = True
@@ -201,6 +218,25 @@ def _item(
         "assets": assets,
         "links": [],
     }
+
+
+def sun_angles(scene: Scene) -> tuple[float, float]:
+    """Sun azimuth and elevation an item declares: made up, but different per date."""
+    day = int(np.datetime64(scene.date, "D").astype("datetime64[D]").astype(int))
+    return 150.0 + day % 20, 20.0 + day % 40
+
+
+def scene_classes(dn: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """An SCL-like map at half the resolution (2 x 2 blocks) from a date's blue DN.
+
+    9 (cloud, high probability) where the block's blue is bright, 8 (medium) where
+    fairly bright, 4 (vegetation) elsewhere, 0 where any pixel of the block is nodata.
+    """
+    h, w = dn.shape[0] // 2 * 2, dn.shape[1] // 2 * 2
+    blue = dn[:h, :w].reshape(h // 2, 2, w // 2, 2).mean((1, 3))
+    ok = valid[:h, :w].reshape(h // 2, 2, w // 2, 2).all((1, 3))
+    code = np.select([blue > 2500, blue > 1500], [9, 8], 4)
+    return np.where(ok, code, 0).astype(np.uint8)
 
 
 def build_catalog(
@@ -259,6 +295,16 @@ def build_catalog(
             }
             for i, band in enumerate(ASSET_KEYS):
                 _write_cog(assets_dir / f"{band}.tif", stored[i], profile)
+            scl = scene_classes(dn[list(ASSET_KEYS).index("B02")], valid)
+            scl_transform = transform * transform.scale(2, 2)
+            _write_cog(assets_dir / "SCL.tif", scl, {
+                **profile, "width": scl.shape[1], "height": scl.shape[0], "dtype": "uint8",
+                "transform": scl_transform,
+            })  # fmt: skip
+            full = np.zeros((height, width), np.uint8)
+            full[: 2 * scl.shape[0], : 2 * scl.shape[1]] = np.repeat(np.repeat(scl, 2, 0), 2, 1)
+            catalog.scl[scene.item_id] = full
+            catalog.sun[scene.item_id] = sun_angles(scene)
             bounds = array_bounds(height, width, transform)  # (west, south, east, north)
             items.append(
                 _item(scene, collection_id, assets_dir, bounds, tuple(transform)[:6], dn.shape[1:])

@@ -197,6 +197,61 @@ def test_id_keyed_assets_load_by_common_name_and_id(api: Api) -> None:
         np.testing.assert_allclose(got, api.truth(scene, ["B04", "B8A", "B12"]), rtol=0, atol=1e-6)
 
 
+# --------------------------------------------------------------------------- SCL and sun angles
+
+
+def test_scl_loads_on_the_bands_grid_and_feeds_the_scl_mask(api: Api) -> None:
+    import xcloudfree
+
+    cube = api.load(bands=["blue", "green", "red", "nir"], scl=True)
+    scl = cube.coords["scl"]
+    assert scl.dims == ("time", "y", "x")
+    assert scl.dtype == np.uint8
+    assert isinstance(scl.data, da.Array)  # lazy like the bands
+    for scene in SCENES.values():
+        got = scl.sel(time=scene.date).squeeze("time", drop=True).values
+        # 20 m classes on the 10 m grid by nearest neighbour: 2 x 2 blocks, never mixed.
+        np.testing.assert_array_equal(got, api.catalog.scl[scene.item_id])
+    assert (cube.coords["scl"].values > 0).any() and (cube.coords["scl"].values == 9).any()
+    ds = xcloudfree.mask_classes(cube, "scl", dilate=0).compute()
+    np.testing.assert_array_equal(ds["cloud_mask"].values, np.isin(scl.values, (8, 9)))
+    # No data in the SCL (its code 0) is no data in the classes, never clear ground.
+    assert (ds["mask_class"].values[scl.values == 0] == 255).all()
+
+
+def test_scl_is_nearest_whatever_the_bands_resampling(api: Api) -> None:
+    cube = api.load(bands=["red"], scl=True, resampling="bilinear", crs="utm", resolution=15)
+    codes = np.unique(cube.coords["scl"].values)
+    assert set(codes.tolist()) <= {0, 4, 8, 9}  # bilinear would make codes in between
+
+
+def test_scl_of_a_mosaic_is_fused_like_the_bands(api: Api) -> None:
+    cube = api.load(collection="s2-mosaic", scl=True, bands=["red"])
+    got = cube.coords["scl"].values[0]
+    west, east = (api.catalog.scl[s.item_id] for s in MOSAIC)
+    np.testing.assert_array_equal(got, np.where(west > 0, west, east))
+
+
+def test_scl_asked_of_items_without_it_names_the_fix(api: Api) -> None:
+    from xcloudfree.stac import load_items
+
+    items = pystac.ItemCollection.from_file(str(api.catalog.collection_files[1]))
+    for item in items:
+        del item.assets["scl"]
+    with pytest.raises(StacError, match=r"no SCL asset.*sentinel-2-l2a"):
+        load_items(items, bands=["red"], resolution=None, scl=True)
+
+
+def test_sun_angles_become_per_date_coordinates(api: Api) -> None:
+    cube = api.load(bands=["red"])
+    for scene in SCENES.values():
+        step = cube.sel(time=scene.date).squeeze("time")
+        azimuth, elevation = api.catalog.sun[scene.item_id]
+        assert float(step["sun_azimuth"]) == azimuth
+        assert float(step["sun_elevation"]) == elevation
+    assert "scl" not in cube.coords  # only on request
+
+
 # --------------------------------------------------------------------------- search options
 
 

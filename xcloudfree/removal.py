@@ -212,6 +212,7 @@ def remove(
         )  # fmt: skip
         variables.update({k: v for k, v in computed.data_vars.items() if k != "cloud_mask"})
         return computed["cloud_mask"]
+
     if method == "hybrid":
         from .engine import TILE, check_options, fill_with_model
         from .modelcache import get_model, model_ref

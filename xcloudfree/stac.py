@@ -42,6 +42,7 @@ agrees across the seam.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import math
 import re
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -367,6 +368,7 @@ def load_items(
     chunks: Mapping[str, int] | None = None,
     groupby: str | None = "solar_day",
     bbox: Sequence[float] | None = None,
+    scl: bool = False,
     **odc_kwargs: Any,
 ) -> xr.DataArray:
     """Load STAC items as a lazy float32 reflectance cube.
@@ -379,7 +381,7 @@ def load_items(
     ----------
     items
         Sentinel-2 items (L2A or L1C) with one asset per band.
-    bands, resolution, crs, chunks, groupby, **odc_kwargs
+    bands, resolution, crs, chunks, groupby, scl, **odc_kwargs
         As in :func:`load_stac`.
     bbox
         ``(west, south, east, north)`` in degrees to crop to; None keeps the union of
@@ -435,6 +437,14 @@ def load_items(
                 if mapping[band] != keys[band]:
                     item.assets[keys[band]] = item.assets[mapping[band]].clone()
 
+    scl_keys = {_scl_asset(item) for item in items} if scl else set()
+    if len(scl_keys) > 1:  # one key for odc-stac, as for the bands
+        items = [item.clone() for item in items]
+        for item in items:
+            item.assets["scl"] = item.assets[_scl_asset(item)].clone()
+        scl_keys = {"scl"}
+    scl_key = scl_keys.pop() if scl_keys else None
+
     # Group keys carry the calibration so odc-stac never fuses DN of different baselines.
     facts = [tuple(_calibration(item, item.assets[keys[b]]) for b in band_ids) for item in items]
     base = [_base_key(item, i, group_mode) for i, item in enumerate(items)]
@@ -457,11 +467,17 @@ def load_items(
         if box is not None and not _EXTENT_KWARGS & set(odc_kwargs):
             load_kwargs["bbox"] = box
     load_kwargs = {k: v for k, v in load_kwargs.items() if v is not None}
+    if scl_key is not None:
+        # Classes are never interpolated, whatever the bands are resampled with.
+        resampling = load_kwargs.get("resampling") or "nearest"
+        if isinstance(resampling, str):
+            resampling = {"*": resampling}
+        load_kwargs["resampling"] = {**resampling, scl_key: "nearest"}
 
     try:
         ds = odc.stac.load(
             items,
-            bands=[keys[b] for b in band_ids],
+            bands=[keys[b] for b in band_ids] + ([scl_key] if scl_key else []),
             # Our ranks as the group key: odc-stac sorts groups by it, so time step i is slices[i].
             groupby=lambda item, parsed, idx: rank[idx],
             chunks=chunk_spec,
@@ -507,11 +523,23 @@ def load_items(
     invalid = (dn == nodata) | values.isnull()
     cube = refl.where(~invalid)
 
+    if scl_key is not None:
+        # NaN for "no data" (code 0) while steps are fused, as the bands are.
+        code = ds[scl_key].rename({k: v for k, v in spatial.items() if k in ds[scl_key].dims})
+        cube = cube.assign_coords(scl=code.where(code != 0))
+    sun = _sun_angles(items, rank, len(slices))
+    if sun:
+        cube = cube.assign_coords({k: ("time", v) for k, v in sun.items()})
+
     # Steps of one day that differ only in calibration are fused now, in reflectance,
     # in odc-stac's order (earliest first wins) so the result matches a plain load.
     base_of_step = [key[0] for key in slices]
     if len(set(base_of_step)) < len(base_of_step):
         cube = _fuse_steps(cube, base_of_step)
+    if scl_key is not None:
+        code = cube["scl"].fillna(0).astype(np.uint8)
+        code.attrs = {"long_name": "Sentinel-2 scene classification (SCL)"}
+        cube = cube.assign_coords(scl=code.transpose("time", "y", "x"))
 
     cube = cube.assign_coords(band=np.array(band_ids))
     cube = cube.transpose(*DIMS)
@@ -522,6 +550,46 @@ def load_items(
     cube.name = "reflectance"
     cube.attrs = {"units": "1", "long_name": "reflectance"}
     return cube
+
+
+def _scl_asset(item: pystac.Item) -> str:
+    """Key of the scene classification asset (``scl`` on Earth Search, ``SCL`` on PC)."""
+    for key in item.assets:
+        if key.lower() == "scl":
+            return key
+    raise StacError(
+        f"item {item.id!r} has no SCL asset (asset keys {sorted(item.assets)}): scl=True "
+        "needs L2A items (collection 'sentinel-2-l2a'); use mask='temporal' for L1C"
+    )
+
+
+#: Item properties kept as per-date coordinates (Earth Search and Planetary Computer names).
+_SUN_PROPERTIES = {
+    "sun_azimuth": ("view:sun_azimuth", "s2:mean_solar_azimuth"),
+    "sun_elevation": ("view:sun_elevation",),
+    "sun_zenith": ("s2:mean_solar_zenith",),
+}
+
+
+def _sun_angles(items: Sequence[pystac.Item], rank: Sequence[int], steps: int) -> dict:
+    """Per time step sun azimuth and elevation (degrees) where every item declares them.
+
+    The first item of a step gives its value: the tiles of one overpass differ by
+    tenths of a degree.
+    """
+    found: dict[str, np.ndarray] = {}
+    for name, keys in _SUN_PROPERTIES.items():
+        values = np.full(steps, np.nan)
+        for item, step in zip(items, rank):
+            value = next((item.properties[k] for k in keys if k in item.properties), None)
+            if value is not None and np.isnan(values[step]):
+                values[step] = float(value)
+        if not np.isnan(values).any():
+            found[name] = values
+    if "sun_zenith" in found:
+        zenith = found.pop("sun_zenith")
+        found.setdefault("sun_elevation", 90.0 - zenith)
+    return found
 
 
 def _nodata_of(var: xr.DataArray) -> float:
@@ -535,7 +603,7 @@ def _fuse_steps(cube: xr.DataArray, base_of_step: Sequence[Hashable]) -> xr.Data
     groups: dict[Hashable, list[int]] = {}
     for i, key in enumerate(base_of_step):
         groups.setdefault(key, []).append(i)
-    steps = []
+    steps, scl = [], []
     for indices in groups.values():
         # Earliest acquisition first, as odc-stac orders items within a group.
         indices = sorted(indices, key=lambda i: cube["time"].values[i])
@@ -543,7 +611,13 @@ def _fuse_steps(cube: xr.DataArray, base_of_step: Sequence[Hashable]) -> xr.Data
         for i in indices[1:]:
             fused = fused.fillna(cube.isel(time=i))
         steps.append(fused)
-    return xr.concat(steps, dim="time")
+        if "scl" in cube.coords:  # the classes are fused the same way
+            codes = [cube["scl"].isel(time=i) for i in indices]
+            scl.append(functools.reduce(lambda a, b: a.fillna(b), codes))
+    out = xr.concat([s.drop_vars("scl", errors="ignore") for s in steps], dim="time")
+    if scl:
+        out = out.assign_coords(scl=xr.concat(scl, dim="time").drop_vars("scl", errors="ignore"))
+    return out
 
 
 # --------------------------------------------------------------------------- search
@@ -651,6 +725,7 @@ def load_stac(
     chunks: Mapping[str, int] | None = None,
     max_cloud_cover: float | None = None,
     groupby: str | None = "solar_day",
+    scl: bool = False,
     **odc_kwargs: Any,
 ) -> xr.DataArray:
     """Search a STAC API and load Sentinel-2 reflectance as a lazy cube.
@@ -696,6 +771,11 @@ def load_stac(
         mosaicked), ``"time"``, ``"id"`` (every item its own step) or an item property
         name.  The cube contract needs unique times, so keep ``"solar_day"`` unless you
         have a reason.
+    scl
+        Also load the L2A scene classification (the ``scl``/``SCL`` asset, resampled
+        with nearest neighbour onto the cube's grid) as a ``scl`` coordinate
+        ``(time, y, x)``, uint8 with 0 where there is no data; ``remove(mask="scl")``
+        and :func:`xcloudfree.mask_classes` read it.
     **odc_kwargs
         Passed to :func:`odc.stac.load`, e.g. ``resampling="bilinear"``,
         ``geobox=...``, ``anchor=...``, ``patch_url=...``; ``bands``, ``groupby``,
@@ -706,7 +786,9 @@ def load_stac(
     xarray.DataArray
         Dims ``("time", "band", "y", "x")``, float32 reflectance (0-1) with NaN where
         there is no data, ``band`` = Sentinel-2 IDs, ``time`` sorted ``datetime64``,
-        the CRS in ``spatial_ref`` (``cube.rio.crs``, ``cube.odc.crs``).  Dask-backed:
+        the CRS in ``spatial_ref`` (``cube.rio.crs``, ``cube.odc.crs``), the sun
+        angles (``sun_azimuth``, ``sun_elevation``, degrees, per date) where the
+        items declare them, and ``scl`` if asked for.  Dask-backed:
         nothing is read until ``.compute()``.  Scale and the baseline 04.00 offset
         are applied as described in :mod:`xcloudfree.stac`.
 
@@ -755,6 +837,7 @@ def load_stac(
         chunks=chunks,
         groupby=groupby,
         bbox=box,
+        scl=scl,
         **odc_kwargs,
     )
     cube.attrs.update(stac_catalog=catalog, stac_collection=collection)
