@@ -59,6 +59,84 @@ def test_help_is_useful():
         [sys.executable, "-m", "xcloudfree.cli", "remove", "--help"], capture_output=True, text=True
     )
     assert "--bbox" in sub.stdout and "--method" in sub.stdout
+    # Every option says what it does, and the defaults that matter are shown.
+    text = " ".join(sub.stdout.split())
+    assert "west south east north" in text
+    assert "(default: https://earth-search.aws.element84.com/v1)" in text.replace(
+        "earth- ", "earth-"
+    )
+    assert "(default: sentinel-2-l2a)" in text and "(default: 10)" in text
+    assert "(default: temporal)" in text and "(default: None)" not in text
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"xcloudfree {xcloudfree.__version__}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["demo", "--out", "x", "--targets", "5"], "invalid choice: 5"),
+        (["demo", "--out", "x", "--targets", "0"], "invalid choice: 0"),
+        (
+            [
+                "remove",
+                "--bbox",
+                "0",
+                "0",
+                "1",
+                "1",
+                "--time",
+                "2024",
+                "--out",
+                "x",
+                "--resolution",
+                "ten",
+            ],
+            "'ten' is not a pixel size",
+        ),
+        (
+            [
+                "remove",
+                "--bbox",
+                "0",
+                "0",
+                "1",
+                "1",
+                "--time",
+                "2024",
+                "--out",
+                "x",
+                "--mask",
+                "fmask",
+            ],
+            "invalid choice: 'fmask'",
+        ),
+    ],
+)
+def test_bad_options_are_refused_by_the_parser(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_native_resolution_reaches_load_stac(monkeypatch):
+    import xcloudfree.stac
+
+    seen = {}
+
+    def fake_load_stac(bbox, time, **kwargs):
+        seen.update(kwargs)
+        raise xcloudfree.errors.StacError("stop here")
+
+    monkeypatch.setattr(xcloudfree.stac, "load_stac", fake_load_stac)
+    argv = ["remove", "--bbox", "0", "0", "1", "1", "--time", "2024", "--out", "x"]
+    assert main([*argv, "--resolution", "native", "--mask", "scl"]) == 2
+    assert seen["resolution"] is None and seen["scl"] is True
 
 
 def test_input_errors_exit_2_with_one_line(capsys):

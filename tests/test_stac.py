@@ -340,6 +340,28 @@ def test_reserved_odc_kwargs_are_refused(api: Api) -> None:
 
 
 @pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"measurements": ["red"]}, "measurements= is not an option here: use bands="),
+        ({"datetime": "2018-06"}, "datetime= .* use time="),
+        ({"resamplng": "bilinear"}, "unknown option resamplng=: did you mean resampling=?"),
+        ({"colour": "red"}, r"unknown option colour=: load_stac takes .*patch_url"),
+    ],
+)
+def test_unknown_options_are_refused_before_any_request(kwargs, match: str) -> None:
+    # odc.stac.load takes **kw and would swallow these: measurements= loaded every band.
+    with pytest.raises(StacError, match=match):
+        load_stac((12.0, 41.0, 12.1, 41.1), "2018", catalog=NO_SERVER, **kwargs)
+
+
+def test_partial_chunks_keep_every_date_in_one_chunk(api: Api) -> None:
+    cube = api.load(bands=["red", "nir"], chunks={"y": 128, "x": 128})
+    assert cube.chunks[0] == (len(SCENES),)
+    assert cube.chunks[2] == (128, 128)
+    assert api.load(bands=["red"], chunks={"time": 1, "y": 128}).chunks[0] == (1,) * len(SCENES)
+
+
+@pytest.mark.parametrize(
     ("bbox", "match"),
     [
         ((12.8, 42.0, 12.7, 42.1), "west .* is not less than east"),

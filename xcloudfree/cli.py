@@ -111,7 +111,7 @@ def _demo(args: argparse.Namespace) -> int:
     cube = datasets.sample_timeseries(chunks={"time": -1, "y": 128, "x": 128})
     steps.update()
     steps.set_postfix_str(f"removing clouds ({args.method})")
-    result = remove(cube, method=args.method).persist()
+    result = remove(cube, method=args.method, mask=args.mask).persist()
     steps.update()
     steps.set_postfix_str(f"writing {args.format}")
     written = write_result(result, out, args.format, progress=False)
@@ -124,9 +124,9 @@ def _demo(args: argparse.Namespace) -> int:
     # The sample has no truth under its real clouds, so the metrics come from real
     # clouds of its own cloudy dates laid over clear dates (see simulate_clouds).
     # By default the dates the shipped model never saw in training are scored.
-    targets = _HELDOUT[: args.targets] if args.targets <= len(_HELDOUT) else args.targets
+    targets = _HELDOUT[: args.targets]
     sim = simulate_clouds(cube.compute(), targets=targets, seed=args.seed)
-    sim_out = remove(sim.cloudy, method=args.method)
+    sim_out = remove(sim.cloudy, method=args.method, mask=args.mask)
     pick = {"time": sim.targets}
     score = metrics.summary(
         sim_out["reflectance"].sel(pick), sim.truth.sel(pick), mask=sim.mask.sel(pick)
@@ -162,33 +162,66 @@ def _remove(args: argparse.Namespace) -> int:
         resolution=args.resolution,
         crs=args.crs,
         max_cloud_cover=args.max_cloud_cover,
+        scl=args.mask == "scl",
     )
     print(f"loaded {dict(cube.sizes)} lazily from {args.catalog}")
-    result = remove(cube, method=args.method)
+    result = remove(cube, method=args.method, mask=args.mask)
     written = write_result(result, Path(args.out), args.format, progress=not args.quiet)
     print(f"wrote {', '.join(str(p) for p in written)}")
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
-    from .removal import METHODS
-    from .stac import DEFAULT_CATALOG
+class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults that say something (not those of required options or flags)."""
 
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.required or action.default in (None, False):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _resolution(text: str) -> float | None:
+    if text.lower() == "native":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a pixel size: give a number in CRS units or 'native'"
+        ) from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"resolution must be positive, not {text}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .masking import MASK_METHODS
+    from .removal import METHODS
+    from .stac import DEFAULT_CATALOG, DEFAULT_COLLECTION
+
+    defaults = _Defaults
     parser = argparse.ArgumentParser(
         prog="xcloudfree",
         description="Remove clouds from Sentinel-2 image time series.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--method", default="hybrid", choices=METHODS,
-        help="cloud-removal method (default: hybrid, the shipped STGAN + CycleGAN model)",
+        help="cloud-removal method: hybrid is the shipped STGAN + CycleGAN model",
+    )  # fmt: skip
+    common.add_argument(
+        "--mask", default="temporal", choices=MASK_METHODS,
+        help="cloud, haze and shadow mask: temporal is the shipped mask network; scl "
+        "loads the L2A scene classification with the cube",
     )  # fmt: skip
     common.add_argument("--format", default="zarr", choices=_FORMATS, help="output format")
     common.add_argument("--quiet", action="store_true", help="no progress bars")
 
     demo = sub.add_parser(
-        "demo", parents=[common],
+        "demo", parents=[common], formatter_class=defaults,
         help="run on the embedded real sample and write results, a quicklook and metrics",
         description="Remove clouds from the embedded 30-date sample near Rome; write the "
         "cloud-free cube, the mask, quicklook.png and metrics.json (scored on real clouds "
@@ -196,27 +229,45 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     demo.add_argument("--out", required=True, help="output directory")
     demo.add_argument(
-        "--targets", type=int, default=4,
-        help="clear dates to cloud over (up to 4: the dates held out of training)",
+        "--targets", type=int, default=len(_HELDOUT), choices=range(1, len(_HELDOUT) + 1),
+        help="clear dates to cloud over and score (the dates held out of training)",
     )  # fmt: skip
     demo.add_argument("--seed", type=int, default=0, help="seed of the simulated case")
     demo.set_defaults(func=_demo)
 
     rem = sub.add_parser(
-        "remove", parents=[common],
+        "remove", parents=[common], formatter_class=defaults,
         help="load a cube from a STAC API and remove its clouds",
         description="Search a STAC API, load the cube lazily with odc-stac, remove clouds "
         "and write the result.",
     )  # fmt: skip
-    rem.add_argument("--bbox", nargs=4, type=float, required=True, metavar=("W", "S", "E", "N"))
-    rem.add_argument("--time", required=True, help="START/END, e.g. 2023-05-01/2023-08-31")
+    rem.add_argument(
+        "--bbox", nargs=4, type=float, required=True, metavar=("W", "S", "E", "N"),
+        help="area in degrees (EPSG:4326): west south east north",
+    )  # fmt: skip
+    rem.add_argument(
+        "--time", required=True, help="a date or START/END, e.g. 2023-05-01/2023-08-31"
+    )
     rem.add_argument("--out", required=True, help="output directory")
     rem.add_argument("--catalog", default=DEFAULT_CATALOG, help="STAC API URL")
-    rem.add_argument("--collection", default="sentinel-2-l2a")
-    rem.add_argument("--bands", nargs="+", default=None, help="band IDs or common names")
-    rem.add_argument("--resolution", type=float, default=10, help="pixel size in CRS units")
-    rem.add_argument("--crs", default=None, help='output CRS, e.g. EPSG:32633 or "utm"')
-    rem.add_argument("--max-cloud-cover", type=float, default=None, help="scene cloud cover %%")
+    rem.add_argument("--collection", default=DEFAULT_COLLECTION, help="STAC collection id")
+    rem.add_argument(
+        "--bands", nargs="+", default=None,
+        help="band IDs or common names (default: B02 B03 B04 B05 B06 B07 B08 B8A B11 B12)",
+    )  # fmt: skip
+    rem.add_argument(
+        "--resolution", type=_resolution, default=10,
+        help="pixel size in CRS units, or 'native' for the items' own grid",
+    )  # fmt: skip
+    rem.add_argument(
+        "--crs",
+        default=None,
+        help='output CRS, e.g. EPSG:32633 or "utm" (default: the items\' own)',
+    )
+    rem.add_argument(
+        "--max-cloud-cover", type=float, default=None,
+        help="keep scenes with eo:cloud_cover below this percentage (0-100)",
+    )  # fmt: skip
     rem.set_defaults(func=_remove)
     return parser
 

@@ -416,12 +416,7 @@ def load_items(
         raise TypeError(
             f"groupby must be 'solar_day', 'time', 'id' or a property name, not {groupby!r}"
         )
-    reserved = sorted(_RESERVED_ODC_KWARGS & set(odc_kwargs))
-    if reserved:
-        raise TypeError(
-            f"odc-stac argument(s) {reserved} are set by xcloudfree: use load_stac's bands=, "
-            "groupby= and chunks= (the dtype is always float32 reflectance)"
-        )
+    _check_odc_kwargs(odc_kwargs)
 
     # Asset keys per band.  odc-stac loads by key, so items of different catalogs that
     # name a band differently get a common key (the band ID) on in-memory copies.
@@ -456,8 +451,8 @@ def load_items(
     if chunks is None:
         side = chunk_size(len(slices), len(band_ids), size=DEFAULT_CHUNKS["y"])
         chunk_spec: dict[str, int] = {**DEFAULT_CHUNKS, "y": side, "x": side}
-    else:
-        chunk_spec = dict(chunks)
+    else:  # dims not named keep the default: every date in one chunk, as remove() needs
+        chunk_spec = {"time": DEFAULT_CHUNKS["time"], **dict(chunks)}
     band_chunk = chunk_spec.pop("band", -1)
 
     load_kwargs: dict[str, Any] = dict(odc_kwargs)
@@ -550,6 +545,46 @@ def load_items(
     cube.name = "reflectance"
     cube.attrs = {"units": "1", "long_name": "reflectance"}
     return cube
+
+
+#: Names users carry over from other loaders, and what they are called here.
+_RENAMED_KWARGS = {
+    "measurements": "bands=",
+    "datetime": "time= (the second positional argument)",
+    "collections": "collection=",
+    "max_items": "a narrower time= or bbox=",
+}
+
+
+def _check_odc_kwargs(odc_kwargs: Mapping[str, Any]) -> None:
+    """Refuse what odc-stac would swallow (its ``**kw`` takes any name) or what is set here."""
+    import inspect
+
+    import odc.stac
+
+    reserved = sorted(_RESERVED_ODC_KWARGS & set(odc_kwargs))
+    if reserved:
+        raise TypeError(
+            f"odc-stac argument(s) {reserved} are set by xcloudfree: use load_stac's bands=, "
+            "groupby= and chunks= (the dtype is always float32 reflectance)"
+        )
+    known = {
+        name
+        for name, p in inspect.signature(odc.stac.load).parameters.items()
+        if p.kind is not inspect.Parameter.VAR_KEYWORD
+    }
+    for name in odc_kwargs:
+        if name in _RENAMED_KWARGS:
+            raise StacError(f"{name}= is not an option here: use {_RENAMED_KWARGS[name]}")
+        if name not in known:
+            import difflib
+
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"did you mean {close[0]}=? " if close else ""
+            raise StacError(
+                f"unknown option {name}=: {hint}load_stac takes its own arguments and those "
+                f"of odc.stac.load ({', '.join(sorted(known - _RESERVED_ODC_KWARGS))})"
+            )
 
 
 def _scl_asset(item: pystac.Item) -> str:
@@ -758,7 +793,8 @@ def load_stac(
         Output CRS, e.g. ``"EPSG:32633"`` or ``"utm"``; None uses the items' native
         CRS (their UTM zone for Sentinel-2).
     chunks
-        Dask chunks by dim name; None gives :data:`DEFAULT_CHUNKS`,
+        Dask chunks by dim name (dims not named keep the default); None gives
+        :data:`DEFAULT_CHUNKS`,
         ``{"time": -1, "y": 1024, "x": 1024}`` (smaller in space for long series,
         see :func:`xcloudfree.chunking.chunk_size`), with every band in one chunk:
         the chunking :func:`xcloudfree.remove` needs. Add ``"band": 1`` to split bands.
@@ -817,6 +853,7 @@ def load_stac(
     ...
     xcloudfree.errors.StacError: bbox west (12.5) is not less than east (12.4): ...
     """
+    _check_odc_kwargs(odc_kwargs)  # before any request
     box = _check_bbox(bbox)
     when = _check_time(time)
     band_ids = _check_bands(bands)
