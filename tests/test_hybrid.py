@@ -56,6 +56,9 @@ def test_shipped_model_beats_the_median_on_a_real_case(sim):
 def test_default_mask_is_the_temporal_mask(sim):
     out = xcloudfree.remove(sim.cloudy, progress=False)
     assert "xcloudfree-mask" in out.cloud_mask.attrs["description"]
+    # The result says what made it: mask and weights (fingerprints of the shipped files).
+    assert out.attrs["mask"] == out.cloud_mask.attrs["description"]
+    assert out.attrs["model"].startswith("shipped hybrid_v1 (weights ")
     assert out.cloud_probability.dims == out.mask_class.dims == ("time", "y", "x")
     pick = {"time": sim.targets}
     # Laid clouds are found almost whole: a missed cloud pixel costs the fill most.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
 import xcloudfree
@@ -28,6 +29,30 @@ def test_remove_contract(small, method):
     np.testing.assert_array_equal(
         np.moveaxis(refl.values, 1, 0)[:, clear], np.moveaxis(small.values, 1, 0)[:, clear]
     )
+
+
+def test_output_records_the_mask_and_the_weights(small):
+    out = xcloudfree.remove(small, method="regression")
+    assert out.attrs["mask"] == out["cloud_mask"].attrs["description"]
+    assert out.attrs["mask"].startswith("xcloudfree-mask 2.0 (weights ")
+    assert "dilated by 2 px" in out.attrs["mask"] and "model" not in out.attrs
+    given = xcloudfree.remove(small, method="regression", mask=out["cloud_mask"])
+    assert given.attrs["mask"] == "user-supplied mask (DataArray)"
+    spectral = xcloudfree.remove(small, method="regression", mask="spectral", dilate=1)
+    assert spectral.attrs["mask"] == "spectral cloud test: p(cloud) > 0.5, dilated by 1 px"
+
+
+def test_weights_fingerprint_follows_the_weights_not_the_object():
+    from xcloudfree.models import pretrained
+    from xcloudfree.models.files import fingerprint
+
+    net = pretrained()
+    copy = type(net)(net.config)
+    copy.load_state_dict(net.state_dict())
+    assert fingerprint(copy) == fingerprint(net)
+    with torch.no_grad():
+        next(copy.parameters()).add_(1e-3)
+    assert fingerprint(copy) != fingerprint(net)
 
 
 def test_accessor_equals_function(small):

@@ -248,5 +248,13 @@ def remove(
         if method != "hybrid" or tuple(stages) == ("stgan", "cyclegan")
         else f"hybrid ({'+'.join(stages)} only)",
         "software": f"xcloudfree {__version__}",
+        "mask": "user-supplied mask (DataArray)"
+        if isinstance(mask, xr.DataArray)
+        else ds["cloud_mask"].attrs["description"],
     }
+    if method == "hybrid":
+        from .models.files import fingerprint
+
+        source = "shipped hybrid_v1" if model is None else f"user model {ref!r}"[:120]
+        ds.attrs["model"] = f"{source} (weights {fingerprint(net)})"
     return ds

@@ -278,7 +278,10 @@ def mask_classes(
         grow = net.config.dilate if dilate is None else int(dilate)
         classes, p_fill = _classes_of(probs, cut)
         ds = _from_classes(classes, grow).assign(cloud_probability=p_fill)
-        label = f"{net.config.name} {net.config.version}: p(cloud, haze or shadow) > {cut:g}"
+        from ..models.files import fingerprint
+
+        label = (f"{net.config.name} {net.config.version} (weights {fingerprint(net)}): "
+                 f"p(cloud, haze or shadow) > {cut:g}")  # fmt: skip
     elif method in ("spectral", "model"):
         prob = spectral_probability(cube, method=method, device=device, progress=progress)
         prob = prob.drop_vars([c for c in prob.coords if c not in prob.dims and c != "spatial_ref"])
