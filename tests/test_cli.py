@@ -34,7 +34,7 @@ def test_demo_writes_everything(tmp_path, sample):
 def test_cog_output_keeps_crs_and_values(tmp_path, small):
     result = xcloudfree.remove(small, method="nearest")
     written = write_result(result, tmp_path, "cog", progress=False)
-    assert len(written) == small.sizes["time"] + 2
+    assert len(written) == small.sizes["time"] + 3  # + cloud_mask, mask_class, quality
     date = str(small.time.values[1])[:10]
     back = rioxarray.open_rasterio(tmp_path / f"reflectance_{date}.tif")
     assert back.rio.crs == small.rio.crs
@@ -42,6 +42,46 @@ def test_cog_output_keeps_crs_and_values(tmp_path, small):
     np.testing.assert_array_equal(back.values, result["reflectance"].isel(time=1).values)
     mask = rioxarray.open_rasterio(tmp_path / "cloud_mask.tif")
     np.testing.assert_array_equal(mask.values.astype(bool), result["cloud_mask"].values)
+
+
+def test_result_accessor_writes_cogs_with_ids_dates_and_provenance(tmp_path, small):
+    import rasterio
+
+    result = xcloudfree.remove(small, method="regression")
+    written = result.cloudfree.to_cog(tmp_path, progress=False)
+    assert {p.name for p in written} == {
+        *(f"reflectance_{str(t)[:10]}.tif" for t in small.time.values),
+        "cloud_mask.tif", "mask_class.tif", "quality.tif",
+    }  # fmt: skip
+    date = str(small.time.values[2])[:10]
+    with rasterio.open(tmp_path / f"reflectance_{date}.tif") as src:
+        assert list(src.descriptions) == small["band"].values.tolist()
+        tags = src.tags()
+        assert tags["date"] == date and tags["method"] == "regression"
+        assert tags["mask"] == result.attrs["mask"]
+    times = [str(t)[:10] for t in small.time.values]
+    with rasterio.open(tmp_path / "mask_class.tif") as src:
+        assert src.dtypes[0] == "uint8" and list(src.descriptions) == times
+        assert src.tags()["flag_meanings"].startswith("clear thick_cloud")
+        np.testing.assert_array_equal(src.read(), result["mask_class"].values)
+    with rasterio.open(tmp_path / "quality.tif") as src:
+        assert src.tags()["dates"] == " ".join(times)
+
+
+def test_result_accessor_writes_zarr_without_warnings(tmp_path, small, recwarn):
+    result = xcloudfree.remove(small.chunk({"y": 32}), method="nearest")
+    path = result.cloudfree.to_zarr(tmp_path / "out.zarr", progress=False)
+    assert not [w for w in recwarn if "dtype" in str(w.message).lower()]
+    back = xr.open_zarr(path, decode_coords="all", consolidated=False)
+    assert back.rio.crs == small.rio.crs
+    assert back["band"].values.tolist() == small["band"].values.tolist()
+    assert back.attrs["mask"] == result.attrs["mask"]
+    np.testing.assert_array_equal(back["reflectance"].values, result["reflectance"].values)
+
+
+def test_result_accessor_refuses_other_datasets(small):
+    with pytest.raises(xcloudfree.errors.CubeError, match="result of xcloudfree.remove"):
+        small.to_dataset(name="cube").cloudfree.to_cog("never")
 
 
 def test_unknown_format_refused(tmp_path, small):

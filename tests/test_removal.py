@@ -121,6 +121,37 @@ def test_plot_quicklook(small):
     assert len(fig.axes) == 4
 
 
+def test_plot_options_and_the_result_accessor(small, monkeypatch):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    out = xcloudfree.remove(small, method="nearest")
+    # Quality column (with its colour bar), false colour, and the result alone.
+    fig = out.cloudfree.plot(small, max_dates=2, quality=True, bands=("B08", "B04", "B03"))
+    assert [a.get_title() for a in fig.axes[:4]][3] == "quality"
+    fig = out.cloudfree.plot(max_dates=2)
+    assert len(fig.axes) == 4 and fig.axes[0].get_title().endswith("nearest")
+    # Integer DN input takes scale= like everything else.
+    dn = (small * 10000).round().astype("uint16")
+    assert len(xcloudfree.plot(dn, max_dates=1, scale=1e-4).axes) == 2
+    with pytest.raises(xcloudfree.errors.OptionError, match="three bands"):
+        xcloudfree.plot(small, bands=("B08", "B04"))
+    with pytest.raises(xcloudfree.errors.OptionError, match="not in the cube"):
+        xcloudfree.plot(small, bands=("B09", "B04", "B03"))
+    with pytest.raises(xcloudfree.errors.OptionError, match="needs a result"):
+        xcloudfree.plot(small, quality=True)
+    # Jupyter's inline backend shows open figures *and* the returned one: close it there.
+    monkeypatch.setattr(
+        matplotlib, "get_backend", lambda: "module://matplotlib_inline.backend_inline"
+    )
+    fig = xcloudfree.plot(small, max_dates=1)
+    assert fig.number not in plt.get_fignums()
+    monkeypatch.undo()
+    fig = xcloudfree.plot(small, max_dates=1)
+    assert fig.number in plt.get_fignums()  # elsewhere plt.show() still shows it
+    plt.close("all")
+
+
 def test_mask_of_other_dates_or_grid_refused(small):
     mask = xcloudfree.cloud_mask(small)
     with pytest.raises(CubeError, match="dates differ"):

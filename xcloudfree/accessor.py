@@ -1,11 +1,15 @@
-"""The ``DataArray.cloudfree`` accessor: thin bindings of the plain functions.
+"""The ``cloudfree`` accessors: thin bindings of the plain functions.
 
-Each method calls the function of the same purpose with the DataArray first, so
-``cube.cloudfree.remove(...)`` equals ``xcloudfree.remove(cube, ...)``.
+``DataArray.cloudfree`` is for a cube: each method calls the function of the same
+purpose with the DataArray first, so ``cube.cloudfree.remove(...)`` equals
+``xcloudfree.remove(cube, ...)``. ``Dataset.cloudfree`` is for the result of
+``remove()``: writing it and looking at it.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import xarray as xr
@@ -13,7 +17,7 @@ import xarray as xr
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["CloudFreeAccessor"]
+__all__ = ["CloudFreeAccessor", "CloudFreeResultAccessor"]
 
 
 @xr.register_dataarray_accessor("cloudfree")
@@ -74,3 +78,51 @@ class CloudFreeAccessor:
         from .plotting import plot
 
         return plot(self._obj, result, **kwargs)
+
+
+@xr.register_dataset_accessor("cloudfree")
+class CloudFreeResultAccessor:
+    """Writing and plotting a result of :func:`xcloudfree.remove`.
+
+    Registered on :class:`xarray.Dataset` by ``import xcloudfree``.
+
+    Examples
+    --------
+    >>> import xcloudfree, tempfile
+    >>> cube = xcloudfree.datasets.sample_timeseries().isel(time=slice(12, 16))
+    >>> out = cube.cloudfree.remove(method="nearest")
+    >>> files = out.cloudfree.to_cog(tempfile.mkdtemp(), progress=False)
+    >>> sorted(p.name for p in files)[:2]
+    ['cloud_mask.tif', 'mask_class.tif']
+    """
+
+    def __init__(self, obj: xr.Dataset) -> None:
+        if "reflectance" not in obj or "cloud_mask" not in obj:
+            from .errors import CubeError
+
+            raise CubeError(
+                "Dataset.cloudfree works on a result of xcloudfree.remove() (variables "
+                f"reflectance and cloud_mask); this Dataset has {sorted(obj.data_vars)}. "
+                "For a cube, use the DataArray: ds['reflectance'].cloudfree or "
+                "ds.to_dataarray('band').cloudfree"
+            )
+        self._obj = obj
+
+    def to_zarr(self, store: str | os.PathLike, *, progress: bool = True) -> Path:
+        """Write to one Zarr store; see :func:`xcloudfree.writers.to_zarr`."""
+        from .writers import to_zarr
+
+        return to_zarr(self._obj, store, progress=progress)
+
+    def to_cog(self, directory: str | os.PathLike, *, progress: bool = True) -> list[Path]:
+        """Write Cloud-Optimised GeoTIFFs; see :func:`xcloudfree.writers.to_cog`."""
+        from .writers import to_cog
+
+        return to_cog(self._obj, directory, progress=progress)
+
+    def plot(self, cube: xr.DataArray | None = None, **kwargs: Any) -> Figure:
+        """Quicklook of the result (and of the input ``cube`` if given); see
+        :func:`xcloudfree.plot`."""
+        from .plotting import plot
+
+        return plot(cube, self._obj, **kwargs)

@@ -7,85 +7,16 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import xarray as xr
+
+from .writers import FORMATS as _FORMATS
+from .writers import write_result
 
 __all__ = ["main", "write_result"]
 
-_FORMATS = ("zarr", "cog")
 # Clear sample dates held out of the shipped model's training (scripts/shared_data.py).
 _HELDOUT = ["2018-06-10", "2018-07-30", "2018-08-09", "2018-09-03"]
-
-
-def write_result(
-    result: xr.Dataset, out: Path, fmt: str = "zarr", *, progress: bool = True
-) -> list[Path]:
-    """Write the output of :func:`xcloudfree.remove` with its CRS.
-
-    Parameters
-    ----------
-    result
-        The Dataset from ``remove``.
-    out
-        A directory; created if needed.
-    fmt
-        ``"zarr"``: one store ``cloudfree.zarr`` with every variable and the
-        ``spatial_ref`` CRS coordinate. ``"cog"``: one Cloud-Optimised GeoTIFF per
-        date, ``reflectance_<date>.tif`` (bands named), plus ``cloud_mask.tif`` and
-        ``quality.tif`` with one band per date.
-    progress
-        Show dask's progress bar while computing.
-
-    Returns
-    -------
-    list of pathlib.Path
-        What was written.
-    """
-    from dask.diagnostics import ProgressBar
-
-    if fmt not in _FORMATS:
-        raise ValueError(f"unknown format {fmt!r}: choose one of {_FORMATS}")
-    out.mkdir(parents=True, exist_ok=True)
-    bar = ProgressBar(minimum=1.0) if progress else _Null()
-    with bar:
-        if fmt == "zarr":
-            path = out / "cloudfree.zarr"
-            ds = result.copy()
-            ds["cloud_mask"] = ds["cloud_mask"].astype("uint8")  # Zarr v3 and GDAL both read uint8
-            ds["cloud_mask"].attrs["flag_values"] = [0, 1]
-            ds["cloud_mask"].attrs["flag_meanings"] = "clear cloud"
-            # Zarr v3 has no fixed-width unicode type; variable-length strings round-trip.
-            ds = ds.assign_coords(band=ds["band"].astype(object))
-            ds.to_zarr(path, mode="w", consolidated=False)
-            return [path]
-        result = result.compute()
-    written = []
-    times = [str(t)[:10] for t in result["time"].values]
-    for i, date in enumerate(times):
-        path = out / f"reflectance_{date}.tif"
-        layer = result["reflectance"].isel(time=i)
-        layer = layer.assign_attrs(long_name=tuple(str(b) for b in layer["band"].values))
-        layer = layer.rio.write_nodata(np.nan, encoded=False)
-        layer.rio.to_raster(path, driver="COG", compress="DEFLATE")
-        written.append(path)
-    for name, dtype in (("cloud_mask", "uint8"), ("quality", "float32")):
-        layer = result[name].astype(dtype).rename(time="band")
-        layer = layer.assign_coords(band=np.arange(1, len(times) + 1))
-        layer = layer.assign_attrs(long_name=tuple(times))
-        path = out / f"{name}.tif"
-        layer.rio.to_raster(path, driver="COG", compress="DEFLATE")
-        written.append(path)
-    return written
-
-
-class _Null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 def _save_quicklook(cube: xr.DataArray, result: xr.Dataset, path: Path) -> None:

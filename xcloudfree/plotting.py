@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
 from .cube import as_cube, rgb_bands
+from .errors import OptionError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -38,8 +40,11 @@ def class_overlay(classes: np.ndarray) -> np.ndarray:
     return out
 
 
-def rgb(cube: xr.DataArray, *, vmax: float = 0.3, gamma: float = 1.0) -> xr.DataArray:
-    """True-colour image(s) of a cube, stretched to 0-1 for display.
+def rgb(
+    cube: xr.DataArray, *, vmax: float = 0.3, gamma: float = 1.0,
+    bands: Sequence[str] | None = None,
+) -> xr.DataArray:  # fmt: skip
+    """True-colour (or false-colour) image(s) of a cube, stretched to 0-1 for display.
 
     Parameters
     ----------
@@ -49,6 +54,9 @@ def rgb(cube: xr.DataArray, *, vmax: float = 0.3, gamma: float = 1.0) -> xr.Data
         Reflectance shown as full white (0.3 suits land surfaces).
     gamma
         Display gamma (1 = linear).
+    bands
+        The bands shown as red, green, blue; default true colour (B04, B03, B02).
+        ``("B08", "B04", "B03")`` is the usual false colour (vegetation red).
 
     Returns
     -------
@@ -62,7 +70,16 @@ def rgb(cube: xr.DataArray, *, vmax: float = 0.3, gamma: float = 1.0) -> xr.Data
     >>> img.dims, float(img.max()) <= 1
     (('y', 'x', 'rgb'), True)
     """
-    img = cube.sel(band=list(rgb_bands())).rename(band="rgb")
+    picked = list(rgb_bands() if bands is None else bands)
+    if len(picked) != 3:
+        raise OptionError(f"bands= needs three bands (red, green, blue), got {picked}")
+    missing = [b for b in picked if b not in cube["band"].values]
+    if missing:
+        raise OptionError(
+            f"bands {missing} are not in the cube (it has {cube['band'].values.tolist()}): "
+            "pick three of those, e.g. bands=('B08', 'B04', 'B03') for false colour"
+        )
+    img = cube.sel(band=picked).rename(band="rgb")
     img = (img / vmax).clip(0, 1) ** (1.0 / gamma)
     return img.transpose(..., "y", "x", "rgb")
 
@@ -85,23 +102,27 @@ def _pick_dates(cube: xr.DataArray, mask: xr.DataArray | None, time: Any, max_da
 
 
 def plot(
-    cube: xr.DataArray,
+    cube: xr.DataArray | None,
     result: xr.Dataset | None = None,
     *,
     time: Any = None,
     max_dates: int = 4,
     vmax: float = 0.3,
+    bands: Sequence[str] | None = None,
+    quality: bool = False,
+    scale: float | None = None,
 ) -> Figure:
     """Quicklook of a cube and its cloud-free result, one row per date.
 
     Columns: the input in true colour, the input with the mask classes overlaid
     (thick cloud red, thin cloud / haze / cloud edge orange, shadow blue, snow
-    cyan), and (when ``result`` is given) the cloud-free result.
+    cyan), (when ``result`` is given) the cloud-free result and, with
+    ``quality=True``, the result's per-pixel ``quality``.
 
     Parameters
     ----------
     cube
-        The input cube.
+        The input cube; None shows the result alone (with its mask overlaid).
     result
         Output of :func:`xcloudfree.remove`; without it the mask is computed with
         :func:`xcloudfree.mask_classes`.
@@ -111,10 +132,18 @@ def plot(
         How many dates to show when ``time`` is not given.
     vmax
         Reflectance shown as white.
+    bands
+        Bands shown as red, green, blue (default true colour); e.g.
+        ``("B08", "B04", "B03")`` for false colour.
+    quality
+        Add a column with the result's ``quality`` (0-1).
+    scale
+        For integer DN input, the factor to reflectance, as in :func:`xcloudfree.remove`.
 
     Returns
     -------
     matplotlib.figure.Figure
+        In Jupyter (inline backend) it is shown once, as the cell's value.
 
     Examples
     --------
@@ -126,7 +155,12 @@ def plot(
     """
     import matplotlib.pyplot as plt
 
-    cube = as_cube(cube)
+    if cube is None and result is None:
+        raise OptionError("plot() needs a cube, a result of remove(), or both")
+    if quality and (result is None or "quality" not in result):
+        raise OptionError("quality=True needs a result of remove() (it holds quality)")
+    if cube is not None:
+        cube = as_cube(cube, scale=scale)
     if result is None:
         from .masking import mask_classes
 
@@ -138,23 +172,25 @@ def plot(
         codes = classes["mask_class"]
     else:  # a result filled with a user's bool mask
         codes = mask.astype(np.uint8)
-    index = _pick_dates(cube, mask, time, max_dates)
-    ncols = 3 if result is not None else 2
+    base = cube if cube is not None else result["reflectance"]
+    index = _pick_dates(base, mask, time, max_dates)
+    ncols = 2 + (result is not None and cube is not None) + bool(quality)
     fig, axes = plt.subplots(
         len(index), ncols, figsize=(3.2 * ncols, 3.2 * len(index)), squeeze=False
     )
-    before = rgb(cube.isel(time=index), vmax=vmax).values
+    before = rgb(base.isel(time=index), vmax=vmax, bands=bands).values
     shown_mask = np.asarray(mask.isel(time=index).values)
     shown_codes = np.asarray(codes.isel(time=index).values)
     after = (
-        rgb(result["reflectance"].isel(time=index), vmax=vmax).values
-        if result is not None
+        rgb(result["reflectance"].isel(time=index), vmax=vmax, bands=bands).values
+        if result is not None and cube is not None
         else None
     )
+    label = "input" if cube is not None else result.attrs.get("method", "result")
     for row, t in enumerate(index):
-        date = str(cube["time"].values[t])[:10]
+        date = str(base["time"].values[t])[:10]
         overlay = class_overlay(shown_codes[row])
-        panels = [(before[row], f"{date} input"), (before[row], "cloud mask")]
+        panels = [(before[row], f"{date} {label}"), (before[row], "cloud mask")]
         if after is not None:
             panels.append((after[row], f"{result.attrs.get('method', 'result')}"))
         for col, (img, title) in enumerate(panels):
@@ -165,5 +201,26 @@ def plot(
                 title = f"cloud mask ({shown_mask[row].mean():.0%})"
             ax.set_title(title, fontsize=9)
             ax.set_axis_off()
+        if quality:
+            ax = axes[row, -1]
+            shown = ax.imshow(result["quality"].isel(time=t).values, vmin=0, vmax=1)
+            ax.set_title("quality", fontsize=9)
+            ax.set_axis_off()
+            fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
     fig.tight_layout()
+    return _hand_over(fig)
+
+
+def _hand_over(fig: Figure) -> Figure:
+    """Return a figure that Jupyter shows once.
+
+    The inline backend shows every open pyplot figure at the end of a cell *and*
+    the cell's value, so a returned figure appeared twice: closing it there leaves
+    the returned value alone. Elsewhere it stays open for ``plt.show()``.
+    """
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    if "inline" in matplotlib.get_backend():
+        plt.close(fig)
     return fig
