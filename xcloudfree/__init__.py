@@ -2,13 +2,14 @@
 
 ``import xcloudfree`` registers the ``DataArray.cloudfree`` accessor. The main
 entry points are :func:`remove`, :func:`train`, :func:`load_model`,
-:func:`cloud_mask` and :func:`mask_classes`, :func:`load_stac`, the metrics in
+:func:`cloud_mask` and :func:`mask_classes`, :func:`load_stac`, :func:`composite`, the metrics in
 :mod:`xcloudfree.metrics` and the real sample in :mod:`xcloudfree.datasets`.
 """
 
-from . import accessor, chunking, datasets, errors, masking, metrics
+from . import accessor, chunking, datasets, errors, masking, metrics, writers
 from ._version import __version__
 from .baselines import BASELINES
+from .composite import composite
 from .cube import as_cube, band_id
 from .errors import ModelFileError, OptionError, RechunkWarning, XCloudFreeError
 from .masking import cloud_mask, cloud_probability, mask_classes
@@ -56,6 +57,7 @@ __all__ = [
     "chunking",
     "cloud_mask",
     "cloud_probability",
+    "composite",
     "datasets",
     "errors",
     "load_model",
@@ -68,4 +70,5 @@ __all__ = [
     "remove",
     "simulate_clouds",
     "train",
+    "writers",
 ]

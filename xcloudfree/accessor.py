@@ -73,6 +73,17 @@ class CloudFreeAccessor:
 
         return summary(self._obj, reference, mask=mask, **kwargs)
 
+    def composite(
+        self, freq: str = "1MS", *, min_quality: float = 0.0, method: str = "hybrid",
+        **kwargs: Any,
+    ) -> xr.Dataset:  # fmt: skip
+        """Cloud-free composites per period: :func:`xcloudfree.remove` (``method`` and
+        ``**kwargs``) then :func:`xcloudfree.composite` (``freq``, ``min_quality``)."""
+        from .composite import composite
+        from .removal import remove
+
+        return composite(remove(self._obj, method, **kwargs), freq, min_quality=min_quality)
+
     def plot(self, result: xr.Dataset | None = None, **kwargs: Any) -> Figure:
         """True-colour quicklook with the cloud mask; see :func:`xcloudfree.plot`."""
         from .plotting import plot
@@ -119,6 +130,12 @@ class CloudFreeResultAccessor:
         from .writers import to_cog
 
         return to_cog(self._obj, directory, progress=progress)
+
+    def composite(self, freq: str = "1MS", *, min_quality: float = 0.0) -> xr.Dataset:
+        """Quality-weighted composites per period; see :func:`xcloudfree.composite`."""
+        from .composite import composite
+
+        return composite(self._obj, freq, min_quality=min_quality)
 
     def plot(self, cube: xr.DataArray | None = None, **kwargs: Any) -> Figure:
         """Quicklook of the result (and of the input ``cube`` if given); see
