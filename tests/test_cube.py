@@ -137,10 +137,11 @@ def test_missing_time_dim_hints_expand_dims():
         as_cube(make().isel(time=0))
 
 
-def test_dataset_refused_with_fix():
-    ds = make().to_dataset("band")
-    with pytest.raises(DimensionError, match="to_dataarray"):
-        as_cube(ds)
+def test_band_dataset_equals_its_dataarray():
+    cube = make()
+    xr.testing.assert_identical(
+        as_cube(cube.to_dataset("band")), as_cube(cube).rename("reflectance")
+    )
 
 
 def test_missing_bands_named():
@@ -188,3 +189,28 @@ def test_nat_time_names_a_working_fix():
 def test_offset_alone_applies_to_float_input():
     out = as_cube(make(), offset=-0.05)
     np.testing.assert_allclose(out.values, 0.05, rtol=1e-5)
+
+
+def test_odc_stac_style_dataset_is_a_cube(sample):
+    # odc.stac.load returns one (time, y, x) variable per band, named by asset key, in DN.
+    c = sample.isel(time=slice(12, 15), y=slice(0, 8), x=slice(0, 8))
+    dn = (c.sel(band=["B02", "B03", "B04", "B08"]) * 10000).round().astype("uint16")
+    ds = dn.assign_coords(band=["blue", "green", "red", "nir"]).to_dataset("band")
+    ds["scl"] = xr.full_like(ds["red"], 4, dtype="uint8")
+    ds.attrs["source"] = "odc"
+    cube = as_cube(ds, scale=1e-4)
+    assert cube.dims == ("time", "band", "y", "x")
+    assert cube.band.values.tolist() == ["B02", "B03", "B04", "B08"]
+    np.testing.assert_allclose(cube.values, dn.values * 1e-4, rtol=1e-6)
+    assert cube.coords["scl"].dims == ("time", "y", "x")  # the SCL travels for mask="scl"
+    assert cube.attrs["source"] == "odc" and cube.rio.crs == sample.rio.crs
+    out = xcloudfree.remove(ds, method="nearest", mask="scl", scale=1e-4, progress=False)
+    assert out.reflectance.band.values.tolist() == ["B02", "B03", "B04", "B08"]
+    assert not out.cloud_mask.values.any()  # SCL 4 (vegetation) everywhere
+
+
+def test_dataset_with_other_variables_names_them(sample):
+    ds = sample.isel(time=slice(0, 2)).to_dataset("band")
+    ds["ndvi"] = ds["B08"] - ds["B04"]
+    with pytest.raises(DimensionError, match=r"\['ndvi'\] are not Sentinel-2 bands.*ds\[\["):
+        as_cube(ds)

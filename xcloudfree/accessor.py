@@ -93,9 +93,12 @@ class CloudFreeAccessor:
 
 @xr.register_dataset_accessor("cloudfree")
 class CloudFreeResultAccessor:
-    """Writing and plotting a result of :func:`xcloudfree.remove`.
+    """Results of :func:`xcloudfree.remove` (write, plot, composite) and odc-stac style
+    band Datasets (remove, mask) on :class:`xarray.Dataset`.
 
-    Registered on :class:`xarray.Dataset` by ``import xcloudfree``.
+    Registered by ``import xcloudfree``. A Dataset with one ``(time, y, x)``
+    variable per band, as ``odc.stac.load`` returns it, is a cube too:
+    ``ds.cloudfree.remove()`` equals ``xcloudfree.remove(ds)``.
 
     Examples
     --------
@@ -105,41 +108,59 @@ class CloudFreeResultAccessor:
     >>> files = out.cloudfree.to_cog(tempfile.mkdtemp(), progress=False)
     >>> sorted(p.name for p in files)[:2]
     ['cloud_mask.tif', 'mask_class.tif']
+    >>> bands = cube.to_dataset("band")  # one variable per band, as odc-stac loads
+    >>> bands.cloudfree.remove(method="nearest").identical(out)
+    True
     """
 
     def __init__(self, obj: xr.Dataset) -> None:
-        if "reflectance" not in obj or "cloud_mask" not in obj:
+        self._obj = obj
+
+    def _result(self) -> xr.Dataset:
+        if "reflectance" not in self._obj or "cloud_mask" not in self._obj:
             from .errors import CubeError
 
             raise CubeError(
-                "Dataset.cloudfree works on a result of xcloudfree.remove() (variables "
-                f"reflectance and cloud_mask); this Dataset has {sorted(obj.data_vars)}. "
-                "For a cube, use the DataArray: ds['reflectance'].cloudfree or "
-                "ds.to_dataarray('band').cloudfree"
+                "this works on a result of xcloudfree.remove() (variables reflectance and "
+                f"cloud_mask); this Dataset has {sorted(map(str, self._obj.data_vars))}: "
+                "remove clouds first, e.g. ds.cloudfree.remove()"
             )
-        self._obj = obj
+        return self._obj
+
+    def remove(self, method: str = "hybrid", **kwargs: Any) -> xr.Dataset:
+        """Remove clouds from a band Dataset; see :func:`xcloudfree.remove`."""
+        from .removal import remove
+
+        return remove(self._obj, method, **kwargs)
+
+    def mask_classes(self, *args: Any, **kwargs: Any) -> xr.Dataset:
+        """Mask classes of a band Dataset; see :func:`xcloudfree.mask_classes`."""
+        from .masking import mask_classes
+
+        return mask_classes(self._obj, *args, **kwargs)
 
     def to_zarr(self, store: str | os.PathLike, *, progress: bool = True) -> Path:
-        """Write to one Zarr store; see :func:`xcloudfree.writers.to_zarr`."""
+        """Write a result to one Zarr store; see :func:`xcloudfree.writers.to_zarr`."""
         from .writers import to_zarr
 
-        return to_zarr(self._obj, store, progress=progress)
+        return to_zarr(self._result(), store, progress=progress)
 
     def to_cog(self, directory: str | os.PathLike, *, progress: bool = True) -> list[Path]:
-        """Write Cloud-Optimised GeoTIFFs; see :func:`xcloudfree.writers.to_cog`."""
+        """Write a result as Cloud-Optimised GeoTIFFs; see :func:`xcloudfree.writers.to_cog`."""
         from .writers import to_cog
 
-        return to_cog(self._obj, directory, progress=progress)
+        return to_cog(self._result(), directory, progress=progress)
 
     def composite(self, freq: str = "1MS", *, min_quality: float = 0.0) -> xr.Dataset:
-        """Quality-weighted composites per period; see :func:`xcloudfree.composite`."""
+        """Quality-weighted composites of a result per period; see
+        :func:`xcloudfree.composite`."""
         from .composite import composite
 
-        return composite(self._obj, freq, min_quality=min_quality)
+        return composite(self._result(), freq, min_quality=min_quality)
 
     def plot(self, cube: xr.DataArray | None = None, **kwargs: Any) -> Figure:
-        """Quicklook of the result (and of the input ``cube`` if given); see
+        """Quicklook of a result (and of the input ``cube`` if given); see
         :func:`xcloudfree.plot`."""
         from .plotting import plot
 
-        return plot(cube, self._obj, **kwargs)
+        return plot(cube, self._result(), **kwargs)

@@ -288,6 +288,38 @@ def _check_values(cube: xr.DataArray) -> None:
         )
 
 
+def _from_band_dataset(ds: xr.Dataset) -> xr.DataArray:
+    """Stack an odc-stac style Dataset (one variable per band) into a cube."""
+    bands, other, scl = [], [], None
+    for name in ds.data_vars:
+        if str(name).lower() == "scl":
+            scl = name
+            continue
+        try:
+            band_id(str(name))
+        except BandError:
+            other.append(name)
+        else:
+            bands.append(name)
+    if other or not bands:
+        raise DimensionError(
+            f"got an xarray.Dataset whose variables {other or list(ds.data_vars)} are not "
+            "Sentinel-2 bands: a cube is one variable per band (as odc.stac.load gives) "
+            "or a DataArray; pick the bands, e.g. ds[['B02', 'B03', 'B04', 'B08']], or "
+            "stack them: ds[bands].to_dataarray('band').transpose('time', 'band', 'y', 'x')"
+        )
+    spatial = {k: v for k, v in {"latitude": "y", "longitude": "x"}.items() if k in ds.dims}
+    ds = ds.rename(spatial)
+    cube = ds[bands].to_dataarray("band")
+    if set(cube.dims) == set(DIMS):
+        cube = cube.transpose(*DIMS)
+    if scl is not None:
+        cube = cube.assign_coords(scl=ds[scl])
+    cube.name = "reflectance"
+    cube.attrs = dict(ds.attrs)
+    return cube
+
+
 def as_cube(
     obj: Any,
     *,
@@ -301,7 +333,9 @@ def as_cube(
     Parameters
     ----------
     obj
-        A DataArray with dims ``("time", "band", "y", "x")``.
+        A DataArray with dims ``("time", "band", "y", "x")``, or an odc-stac style
+        Dataset with one ``(time, y, x)`` variable per band (named by band ID or
+        common name; an ``scl``/``SCL`` variable becomes the ``scl`` coordinate).
     scale, offset
         For integer (DN) input: ``reflectance = DN * scale + offset``. Integer input
         without ``scale`` is refused.
@@ -335,11 +369,7 @@ def as_cube(
     ('float32', ['B02', 'B03', 'B04', 'B08'], 0.12)
     """
     if isinstance(obj, xr.Dataset):
-        raise DimensionError(
-            "got an xarray.Dataset, but a cube is a DataArray: stack the band variables, "
-            "e.g. ds[['B02', 'B03', 'B04', 'B08']].to_dataarray('band')"
-            ".transpose('time', 'band', 'y', 'x')"
-        )
+        obj = _from_band_dataset(obj)
     if not isinstance(obj, xr.DataArray):
         raise DimensionError(
             f"expected an xarray.DataArray with dims {DIMS}, got {type(obj).__name__}"
