@@ -80,7 +80,10 @@ def test_result_accessor_writes_zarr_without_warnings(tmp_path, small, recwarn):
 
 
 def test_result_accessor_refuses_other_datasets(small):
-    with pytest.raises(xcloudfree.errors.CubeError, match=r"result of xcloudfree\.remove.*remove"):
+    with pytest.raises(
+        xcloudfree.errors.CubeError,
+        match=r"result of xcloudfree\.remove.*needs \['reflectance'\].*remove",
+    ):
         small.to_dataset(name="cube").cloudfree.to_cog("never")
 
 

@@ -219,3 +219,23 @@ def test_same_input_same_weights_bit_identical_on_cpu(sample):
     b = xcloudfree.remove(c, progress=False, device="cpu")
     np.testing.assert_array_equal(a.reflectance, b.reflectance)
     np.testing.assert_array_equal(a.cloud_probability, b.cloud_probability)
+
+
+def test_progress_bars_are_text_without_ipywidgets(monkeypatch):
+    """tqdm.auto warns 'IProgress not found' in a notebook without ipywidgets: use text."""
+    import importlib.util
+
+    import tqdm
+    import tqdm.auto
+
+    from xcloudfree._progress import progress_bar
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "ipywidgets" else real(n, *a)
+    )
+    bar = progress_bar(total=1, disable=True)
+    assert type(bar) is tqdm.tqdm
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: object())
+    bar = progress_bar(total=1, disable=True)
+    assert type(bar) is tqdm.auto.tqdm

@@ -116,14 +116,15 @@ class CloudFreeResultAccessor:
     def __init__(self, obj: xr.Dataset) -> None:
         self._obj = obj
 
-    def _result(self) -> xr.Dataset:
-        if "reflectance" not in self._obj or "cloud_mask" not in self._obj:
+    def _result(self, *need: str) -> xr.Dataset:
+        missing = [name for name in ("reflectance", *need) if name not in self._obj]
+        if missing:
             from .errors import CubeError
 
             raise CubeError(
-                "this works on a result of xcloudfree.remove() (variables reflectance and "
-                f"cloud_mask); this Dataset has {sorted(map(str, self._obj.data_vars))}: "
-                "remove clouds first, e.g. ds.cloudfree.remove()"
+                f"this works on a result of xcloudfree.remove() (it needs {missing}); this "
+                f"Dataset has {sorted(map(str, self._obj.data_vars))}: remove clouds first, "
+                "e.g. ds.cloudfree.remove()"
             )
         return self._obj
 
@@ -140,13 +141,14 @@ class CloudFreeResultAccessor:
         return mask_classes(self._obj, *args, **kwargs)
 
     def to_zarr(self, store: str | os.PathLike, *, progress: bool = True) -> Path:
-        """Write a result to one Zarr store; see :func:`xcloudfree.writers.to_zarr`."""
+        """Write a result or composite to one Zarr store; see :func:`xcloudfree.writers.to_zarr`."""
         from .writers import to_zarr
 
         return to_zarr(self._result(), store, progress=progress)
 
     def to_cog(self, directory: str | os.PathLike, *, progress: bool = True) -> list[Path]:
-        """Write a result as Cloud-Optimised GeoTIFFs; see :func:`xcloudfree.writers.to_cog`."""
+        """Write a result or composite as Cloud-Optimised GeoTIFFs; see
+        :func:`xcloudfree.writers.to_cog`."""
         from .writers import to_cog
 
         return to_cog(self._result(), directory, progress=progress)
@@ -156,11 +158,11 @@ class CloudFreeResultAccessor:
         :func:`xcloudfree.composite`."""
         from .composite import composite
 
-        return composite(self._result(), freq, min_quality=min_quality)
+        return composite(self._result("quality"), freq, min_quality=min_quality)
 
     def plot(self, cube: xr.DataArray | None = None, **kwargs: Any) -> Figure:
         """Quicklook of a result (and of the input ``cube`` if given); see
         :func:`xcloudfree.plot`."""
         from .plotting import plot
 
-        return plot(cube, self._result(), **kwargs)
+        return plot(cube, self._result("cloud_mask"), **kwargs)

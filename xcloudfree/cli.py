@@ -30,9 +30,8 @@ def _save_quicklook(cube: xr.DataArray, result: xr.Dataset, path: Path) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
     from . import datasets, metrics
+    from ._progress import progress_bar as tqdm
     from .removal import remove
     from .simulation import simulate_clouds
 

@@ -139,9 +139,11 @@ def _relative(keep: tuple[slice, slice], y0: int, x0: int) -> tuple[slice, slice
 
 
 def _progress(total: int, show: bool, desc: str):
-    from tqdm.auto import tqdm
+    from ._progress import progress_bar
 
-    return tqdm(total=total, desc=desc, unit="batch", disable=not show or total <= 1, leave=False)
+    return progress_bar(
+        total=total, desc=desc, unit="batch", disable=not show or total <= 1, leave=False
+    )
 
 
 # ---------------------------------------------------------------- blocks

@@ -22,7 +22,9 @@ __all__ = ["FORMATS", "to_cog", "to_zarr", "write_result"]
 FORMATS: tuple[str, ...] = ("zarr", "cog")
 
 #: Per-date layers written as one multi-band GeoTIFF each (band i = date i), and their dtype.
-_LAYERS = (("cloud_mask", "uint8"), ("mask_class", "uint8"), ("quality", "float32"))
+_LAYERS = (
+    ("cloud_mask", "uint8"), ("mask_class", "uint8"), ("quality", "float32"), ("count", "uint16"),
+)  # fmt: skip
 
 
 def _progress(progress: bool) -> contextlib.AbstractContextManager:
@@ -35,14 +37,15 @@ def _progress(progress: bool) -> contextlib.AbstractContextManager:
 
 def _for_zarr(result: xr.Dataset) -> xr.Dataset:
     ds = result.copy()
-    ds["cloud_mask"] = ds["cloud_mask"].astype("uint8")  # Zarr v3 and GDAL both read uint8
-    ds["cloud_mask"].attrs.update(flag_values=[0, 1], flag_meanings="clear cloud")
+    if "cloud_mask" in ds:  # Zarr v3 and GDAL both read uint8, not bool
+        ds["cloud_mask"] = ds["cloud_mask"].astype("uint8")
+        ds["cloud_mask"].attrs.update(flag_values=[0, 1], flag_meanings="clear cloud")
     # Zarr v3 has no fixed-width unicode type; variable-length strings round-trip.
     return ds.assign_coords(band=ds["band"].astype(object))
 
 
 def to_zarr(result: xr.Dataset, store: str | os.PathLike, *, progress: bool = True) -> Path:
-    """Write a result to one Zarr store: every variable, the CRS and the attrs.
+    """Write a result (or a composite) to one Zarr store: every variable, the CRS and the attrs.
 
     ``cloud_mask`` is stored as uint8 (0/1, CF flags) and band labels as
     variable-length strings, so the store reads back in xarray and GDAL alike and
@@ -79,19 +82,21 @@ def to_zarr(result: xr.Dataset, store: str | os.PathLike, *, progress: bool = Tr
 def to_cog(
     result: xr.Dataset, directory: str | os.PathLike, *, progress: bool = True
 ) -> list[Path]:
-    """Write a result as Cloud-Optimised GeoTIFFs, one per date plus the per-pixel layers.
+    """Write a result (or a composite) as Cloud-Optimised GeoTIFFs, one per date plus layers.
 
     * ``reflectance_<date>.tif``: one band per spectral band, described by its ID
       (``B02``...), NaN as nodata, the date in the ``date`` tag;
-    * ``cloud_mask.tif``, ``mask_class.tif`` (uint8) and ``quality.tif`` (float32):
-      one band per date, each described by its date.
+    * ``cloud_mask.tif``, ``mask_class.tif`` (uint8), ``quality.tif`` (float32) and,
+      for a composite, ``count.tif`` (uint16), where the result has them: one band per
+      date, each described by its date.
 
     Every file carries the result's attrs (method, mask, model, software) as tags.
 
     Parameters
     ----------
     result
-        The Dataset from :func:`xcloudfree.remove`; computed here if lazy.
+        The Dataset from :func:`xcloudfree.remove` or :func:`xcloudfree.composite`;
+        computed here if lazy.
     directory
         Created if needed.
     progress

@@ -283,7 +283,7 @@ def train(
     >>> [h["phase"] for h in m.history]
     ['stgan', 'cyclegan', 'joint']
     """
-    from tqdm.auto import tqdm
+    from .._progress import progress_bar as tqdm
 
     phases = tuple(phases)
     if (
