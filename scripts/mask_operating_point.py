@@ -57,6 +57,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     sd.require()
+    # Score the network in --weights, not the shipped one the library loads.
+    net = load_mask_model(args.weights)
+    xcloudfree.masking.pretrained_mask = lambda *_, **__: net
     scores = np.zeros((len(THRESHOLDS), len(DILATIONS)))
     for name, sim in cases():
         prob = xcloudfree.cloud_probability(sim.cloudy, progress=False).compute()
@@ -79,7 +82,6 @@ def main() -> None:
     i, j = np.unravel_index(np.argmax(scores), scores.shape)
     thr, d = THRESHOLDS[i], DILATIONS[j]
     print(f"chosen: threshold {thr}, dilate {d} (sum over the cases {scores[i, j]:.2f} dB)")
-    net = load_mask_model(args.weights)
     net.config.threshold, net.config.dilate = float(thr), int(d)
     net.config.extra = {"operating_point_psnr_sum": float(scores[i, j])}
     net.save(args.weights)

@@ -10,10 +10,7 @@ Labels, each source with its own held-out split (``scripts/shared_data.py``):
   its "clear" is made unknown where blue stands 0.02 above the series' reference
   (the teacher misses uniform haze).
 * Synthetic haze veils and shadows laid on clear pixels of every source (35 % of the
-  samples with a reference), labelled thin and shadow (veils that raise blue by less
-  than 0.015 are ignored), and sharp-edged ground changes (harvest, green-up) laid on
-  clear fields (30 %), still labelled clear. A quarter of the samples see their date
-  alone, without the series, and get no synthetic change.
+  samples), labelled thin and shadow.
 * The s2cloudless scene's rows 0-569: its cloud mask. The training clear patches:
   the teacher (several come from hazy or cloudy dates).
 * ``gee_l2a`` (12 bands) and ``openeo_belgium_l2a``: Sen2Cor SCL, at a third of the weight.
@@ -224,65 +221,24 @@ def _synthetic(rng, f, lb):
     ground with a cloud colour, a shadow scales the ground down (path radiance stays).
     Only the date's own and difference channels change; its reference does not.
     """
-    x = _reflectance(f)
+    s, c, ds = temporal._SPREAD, temporal._CENTRE, temporal._DIFF_SPREAD
+    x = f[:6] * s + c
     w = _blob(rng, f.shape[1])
     if rng.random() < 0.6:
         alpha = w * rng.uniform(0.06, 0.35)
         new = (1 - alpha) * x + alpha * rng.uniform(0.25, 0.8) * _VEIL[:, None, None]
-        # A veil that hardly changes the date is no evidence either way.
-        cls, where, faint = 2, new[0] - x[0] >= 0.015, alpha > 0
+        cls, where = 2, alpha >= 0.05
     else:
         factor = 1 - w * rng.uniform(0.4, 0.75)
         path = _PATH[:, None, None] * rng.random()
         new = path + (x - path) * factor
-        cls, where, faint = 3, factor <= 0.8, factor < 1
-    _write(f, x, new)
-    clear = lb == 0
-    lb[clear & faint] = IGNORE
-    lb[clear & where] = cls
-
-
-def _reflectance(f):
-    return f[:6] * temporal._SPREAD + temporal._CENTRE
-
-
-def _write(f, x, new):
-    """Replace the date's own bands (and its difference from the reference) by ``new``."""
+        cls, where = 3, factor <= 0.8
     new = new.astype(np.float32)
     if f[18, 0, 0] == 0:  # no SWIR in this sample: keep those channels empty
         new[4:6] = x[4:6]
-    f[:6] = (new - temporal._CENTRE) / temporal._SPREAD
-    f[12:18] += (new - x) / temporal._DIFF_SPREAD * f[19]
-
-
-#: Per-band factors (B02 B03 B04 NIR B11 B12) of ground that changes between dates:
-#: harvest or tillage (brighter visible and SWIR, darker NIR) and green-up.
-_CHANGES = (
-    (np.array([1.1, 1.1, 1.3, 0.6, 1.2, 1.2]), np.array([1.6, 1.5, 2.0, 0.9, 1.6, 1.7])),
-    (np.array([0.7, 0.9, 0.5, 1.1, 0.7, 0.6]), np.array([0.95, 1.2, 0.85, 1.5, 0.9, 0.9])),
-)
-
-
-def _ground_change(rng, f, lb):
-    """Change whole fields of clear ground between dates, still labelled clear.
-
-    Harvest brightens the visible bands against the reference as haze does; what
-    tells them apart is the field's sharp edges and its NIR/SWIR, so the network
-    sees such changes (sharp-edged Voronoi cells) as clear ground.
-    """
-    h, w = f.shape[1:]
-    n = rng.integers(8, 40)
-    seeds = rng.uniform(0, [h, w], size=(n, 2))
-    yy, xx = np.mgrid[:h, :w]
-    cell = np.argmin((yy[..., None] - seeds[:, 0]) ** 2 + (xx[..., None] - seeds[:, 1]) ** 2, -1)
-    changed = rng.random(n) < rng.uniform(0.2, 0.5)
-    factor = np.ones((6, h, w), np.float32)
-    for i in np.flatnonzero(changed):
-        lo, hi = _CHANGES[rng.integers(len(_CHANGES))]
-        factor[:, cell == i] = rng.uniform(lo, hi)[:, None]
-    factor[:, lb != 0] = 1.0  # only clear ground changes
-    x = _reflectance(f)
-    _write(f, x, x * factor)
+    f[:6] = (new - c) / s
+    f[12:18] += (new - x) / ds * f[19]
+    lb[(lb == 0) & where] = cls
 
 
 def _batch(rng, items, weights, size=64, n=24):
@@ -306,17 +262,11 @@ def _batch(rng, items, weights, size=64, n=24):
             f[[10, 11]] = f[19] * (-temporal._CENTRE / temporal._SPREAD)
             f[[16, 17]] = 0
             f[18] = 0
-        alone = rng.random() < 0.25
-        if alone:  # the same date alone, without the series
+        if rng.random() < 0.15:  # the same date alone, without the series
             f[6:18] = 0
             f[19] = 0
-        # Synthetic haze, shadow and ground change are only told apart by the series:
-        # laid on a date alone they would teach the network to call dark slopes shadow.
-        if not alone and f[19].mean() > 0.9:
-            if rng.random() < 0.35:
-                _synthetic(rng, f, lb)
-            if rng.random() < 0.3:
-                _ground_change(rng, f, lb)
+        if rng.random() < 0.35:
+            _synthetic(rng, f, lb)
         k = rng.integers(4)
         f, lb = np.rot90(f, k, (1, 2)), np.rot90(lb, k)
         if rng.random() < 0.5:
