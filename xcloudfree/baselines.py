@@ -190,15 +190,16 @@ def _apply_regression(data, valid, days, stats):
     t = data.shape[0]
     tgt = np.arange(t).reshape(-1, 1, 1)
     s_prev, s_next = np.clip(prev, 0, t - 1), np.clip(nxt, 0, t - 1)
-    x_prev, x_next = _gather(data, prev), _gather(data, nxt)
     has_prev, has_next = np.isfinite(d_prev), np.isfinite(d_next)
     out = np.empty(data.shape, dtype=np.float32)
     for k in range(data.shape[1]):  # per band keeps the temporaries (T, Y, X)
         g, a, v = gain[..., k], offset[..., k], var[..., k]
+        band = data[:, k : k + 1]
+        x_prev, x_next = _gather(band, prev)[:, 0], _gather(band, nxt)[:, 0]
         w_prev = np.where(has_prev, 1.0 / v[tgt, s_prev], 0.0)
         w_next = np.where(has_next, 1.0 / v[tgt, s_next], 0.0)
-        p_prev = a[tgt, s_prev] + g[tgt, s_prev] * np.nan_to_num(x_prev[:, k])
-        p_next = a[tgt, s_next] + g[tgt, s_next] * np.nan_to_num(x_next[:, k])
+        p_prev = a[tgt, s_prev] + g[tgt, s_prev] * np.nan_to_num(x_prev)
+        p_next = a[tgt, s_next] + g[tgt, s_next] * np.nan_to_num(x_next)
         with np.errstate(invalid="ignore", divide="ignore"):
             out[:, k] = (w_prev * p_prev + w_next * p_next) / (w_prev + w_next)
     return out, np.minimum(d_prev, d_next)
@@ -218,7 +219,11 @@ def _finish(data, valid, cloud, filled, gap):
     """Keep clear and NaN pixels, use the fill elsewhere, and score the result."""
     has_source = np.isfinite(gap)
     replace = (cloud & has_source)[:, None] & np.isfinite(filled) & np.isfinite(data)
-    out = np.where(replace, filled, data).astype(np.float32)
+    # In place: the fill is ours, and a second cube-sized array is what sets peak memory.
+    out = filled.astype(np.float32, copy=False)
+    if not out.flags.writeable:  # a broadcast fill (the median's)
+        out = out.copy()
+    np.copyto(out, data, where=~replace)
     quality = np.where(
         valid,
         1.0,

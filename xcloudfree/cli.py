@@ -29,6 +29,15 @@ def _save_quicklook(cube: xr.DataArray, result: xr.Dataset, path: Path) -> None:
     fig.savefig(path, dpi=80)
 
 
+def _dask_progress(show: bool):
+    """dask's progress bar for the lazy steps (the demo's cube is chunked)."""
+    import contextlib
+
+    from dask.diagnostics import ProgressBar
+
+    return ProgressBar(minimum=1.0) if show else contextlib.nullcontext()
+
+
 def _demo(args: argparse.Namespace) -> int:
     from . import datasets, metrics
     from ._progress import progress_bar as tqdm
@@ -41,7 +50,8 @@ def _demo(args: argparse.Namespace) -> int:
     cube = datasets.sample_timeseries(chunks={"time": -1, "y": 128, "x": 128})
     steps.update()
     steps.set_postfix_str(f"removing clouds ({args.method})")
-    result = remove(cube, method=args.method, mask=args.mask).persist()
+    with _dask_progress(not args.quiet):
+        result = remove(cube, method=args.method, mask=args.mask, progress=False).persist()
     steps.update()
     steps.set_postfix_str(f"writing {args.format}")
     written = write_result(result, out, args.format, progress=False)
@@ -56,7 +66,7 @@ def _demo(args: argparse.Namespace) -> int:
     # By default the dates the shipped model never saw in training are scored.
     targets = _HELDOUT[: args.targets]
     sim = simulate_clouds(cube.compute(), targets=targets, seed=args.seed)
-    sim_out = remove(sim.cloudy, method=args.method, mask=args.mask)
+    sim_out = remove(sim.cloudy, method=args.method, mask=args.mask, progress=not args.quiet)
     pick = {"time": sim.targets}
     score = metrics.summary(
         sim_out["reflectance"].sel(pick), sim.truth.sel(pick), mask=sim.mask.sel(pick)

@@ -139,8 +139,9 @@ def remove(
     batch_size
         ``"hybrid"`` only: windows (up to 640 x 640 px plus a 49 px halo each) per
         forward pass. None (default) fits as many as a pixel budget allows (about
-        2.5 GB of activations on a CPU, 40 GB on a GPU, see
-        :data:`xcloudfree.engine.BATCH_PIXELS`); lower it if memory is short.
+        0.3 GB of activations on a CPU, less when little memory is free; 20 GB on a
+        GPU; see :func:`xcloudfree.engine.batch_pixels`). One forward runs at a time
+        per device and process, whatever the number of dask threads.
     stages
         ``"hybrid"`` only: ``("stgan", "cyclegan")``; one stage alone gives the
         ablations ``("stgan",)`` and ``("cyclegan",)``.

@@ -124,12 +124,14 @@ def reference(
     others = np.argsort(dist, kind="stable")[: min(window, len(days) - 1)]
     ok = clear[others]
     picked = ok & (np.cumsum(ok, axis=0) <= k)
-    vals = np.where(picked[:, None], x[others], np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        ref = np.nanmedian(vals, axis=0) if len(others) else np.full(x.shape[1:], np.nan)
     has_ref = picked.any(0)
-    return np.nan_to_num(ref).astype(np.float32), has_ref
+    ref = np.zeros(x.shape[1:], dtype=np.float32)
+    if has_ref.any():
+        # Only pixels with a reference: an all-NaN median would warn, and
+        # warnings.catch_warnings is not thread-safe under dask's threads.
+        vals = np.where(picked[:, None], x[others], np.nan)[:, :, has_ref]
+        ref[:, has_ref] = np.nanmedian(vals, axis=0)
+    return ref, has_ref
 
 
 def date_features(
