@@ -525,3 +525,39 @@ def test_end_to_end_from_the_api_to_written_files(api: Api, tmp_path: Path) -> N
     first = rioxarray.open_rasterio(tifs[0])
     assert first.rio.crs.to_epsg() in range(32601, 32661)  # a UTM zone
     assert first.sizes["band"] == len(DEFAULT_BANDS)
+
+
+def test_the_notebook_runs_from_the_api_to_written_composites(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """examples/stac_to_composites.ipynb, executed in a real kernel against the loopback API."""
+    nbformat = pytest.importorskip("nbformat", reason="pip install -e '.[test]' (nbformat)")
+    nbclient = pytest.importorskip("nbclient", reason="pip install -e '.[test]' (nbclient)")
+    path = Path(__file__).resolve().parents[1] / "examples" / "stac_to_composites.ipynb"
+    monkeypatch.setenv("XCLOUDFREE_STAC_URL", api.url)
+    monkeypatch.setenv("XCLOUDFREE_BBOX", ",".join(map(str, api.bbox)))
+    monkeypatch.setenv("XCLOUDFREE_TIME", "2018-01-01/2018-12-31")
+    monkeypatch.setenv("XCLOUDFREE_RESOLUTION", "native")
+    notebook = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(
+        notebook, timeout=600, kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )  # fmt: skip
+    client.execute()
+    dates = sorted(pd.Timestamp(s.date) for s in SCENES.values())
+    # Every month from the first date to the last: a regular axis, empty months NaN.
+    months = pd.date_range(dates[0].strftime("%Y-%m-01"), dates[-1], freq="MS")
+    tifs = sorted(p.name for p in (tmp_path / "monthly").glob("reflectance_*.tif"))
+    assert tifs == [f"reflectance_{m:%Y-%m-%d}.tif" for m in months]
+    back = xr.open_zarr(tmp_path / "monthly.zarr", decode_coords="all", consolidated=False)
+    assert back.rio.crs.to_epsg() == 4326 and back.sizes["time"] == len(months)
+    observed = {d.strftime("%Y-%m-01") for d in dates}
+    for m in months:
+        count = back["count"].sel(time=m).values
+        assert (count.max() > 0) == (f"{m:%Y-%m-%d}" in observed)
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    # The quicklook is shown once (Jupyter shows open figures *and* the cell's value).
+    plot_cell = next(c for c in notebook.cells if "cloudfree.plot" in c.source)
+    assert sum("image/png" in o.get("data", {}) for o in plot_cell.outputs) == 1
+    # And nothing on the way warns.
+    assert not [o for o in outputs if o.get("name") == "stderr" and "Warning" in o.get("text", "")]

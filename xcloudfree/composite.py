@@ -73,17 +73,19 @@ def composite(result: xr.Dataset, freq: str = "1MS", *, min_quality: float = 0.0
     quality = result["quality"]
     weight = quality.where(quality >= min_quality).where(quality > 0).fillna(0)
     refl = result["reflectance"]
-    total = weight.resample(time=freq).sum()
-    reflectance = (refl * weight).resample(time=freq).sum() / total
-    reflectance = reflectance.where(total > 0)
-    mean_quality = (quality.fillna(0) * weight).resample(time=freq).sum() / total
-    count = (weight > 0).resample(time=freq).sum().astype("uint16")
+    # Periods without a date come out NaN from resample; NaN, not 0, divides without
+    # a warning.
+    total = weight.resample(time=freq).sum().fillna(0)
+    divisor = total.where(total > 0)
+    reflectance = (refl * weight).resample(time=freq).sum() / divisor
+    mean_quality = (quality.fillna(0) * weight).resample(time=freq).sum() / divisor
+    count = (weight > 0).resample(time=freq).sum().fillna(0).astype("uint16")
     reflectance = reflectance.astype(refl.dtype).transpose(*refl.dims)
     reflectance.attrs = refl.attrs
     out = xr.Dataset(
         {
             "reflectance": reflectance,
-            "quality": mean_quality.where(total > 0).astype("float32"),
+            "quality": mean_quality.astype("float32"),
             "count": count,
         },
         attrs={**result.attrs, "composite": f"quality-weighted mean per {freq}"},
