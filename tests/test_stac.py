@@ -303,6 +303,48 @@ def test_utm_output_is_reprojected_lazily(api: Api) -> None:
 # --------------------------------------------------------------------------- errors
 
 
+def test_intersects_searches_and_loads_the_geometry_bounds(api: Api) -> None:
+    west, south, east, north = api.bbox
+    mid_x, mid_y = (west + east) / 2, (south + north) / 2
+    # A triangle over the north-west quarter: the cube is its bounding box.
+    ring = [[west, north], [mid_x, north], [west, mid_y], [west, north]]
+    polygon = {"type": "Polygon", "coordinates": [ring]}
+
+    class Shape:  # any object with __geo_interface__ (shapely, geopandas...)
+        __geo_interface__ = polygon
+
+    feature = {"type": "Feature", "properties": {}, "geometry": polygon}
+    cubes = [
+        load_stac(time="2018", intersects=g, catalog=api.url, resolution=None, bands=["red"])
+        for g in (polygon, Shape(), feature)
+    ]
+    cube = cubes[0]
+    for other in cubes[1:]:
+        xr.testing.assert_identical(other, cube)
+    assert cube.sizes["y"] == pytest.approx(128, abs=1) and cube.sizes["x"] == pytest.approx(
+        128, abs=1
+    )
+    full = api.load(bands=["red"])
+    np.testing.assert_array_equal(
+        cube.values, full.sel(y=cube.y, x=cube.x, method="nearest").values
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"bbox": (12.0, 41.0, 12.1, 41.1), "intersects": {"type": "Polygon"}}, "not both"),
+        ({"intersects": {"type": "Point", "coordinates": [12, 41]}}, "got Point"),
+        ({}, "no area to search"),
+        ({"bbox": (12.0, 41.0, 12.1, 41.1), "time": None}, "no time to search"),
+    ],
+)
+def test_bad_areas_are_refused_before_any_request(kwargs, match: str) -> None:
+    kwargs = {"time": "2018", **kwargs}
+    with pytest.raises(StacError, match=match):
+        load_stac(catalog=NO_SERVER, **kwargs)
+
+
 def test_empty_search_raises(api: Api) -> None:
     with pytest.raises(StacError, match=r"no 'sentinel-2-l2a' items.*widen"):
         api.load(time="2019")

@@ -135,6 +135,38 @@ def _check_bbox(bbox: Any) -> tuple[float, float, float, float]:
     return values
 
 
+def _check_geometry(geometry: Any) -> Mapping[str, Any]:
+    """A GeoJSON Polygon or MultiPolygon dict from a dict, a Feature or a ``__geo_interface__``."""
+    geo = getattr(geometry, "__geo_interface__", geometry)
+    if isinstance(geo, Mapping) and geo.get("type") == "Feature":
+        geo = geo.get("geometry")
+    if not isinstance(geo, Mapping) or geo.get("type") not in ("Polygon", "MultiPolygon"):
+        kind = geo.get("type") if isinstance(geo, Mapping) else type(geo).__name__
+        raise StacError(
+            f"intersects= must be a GeoJSON Polygon or MultiPolygon in degrees, got {kind}: "
+            'e.g. {"type": "Polygon", "coordinates": [[[12.4, 41.8], [12.6, 41.8], '
+            "[12.6, 42.0], [12.4, 41.8]]]}, or a shapely polygon"
+        )
+    return geo
+
+
+def _geometry_bounds(geometry: Mapping[str, Any]) -> tuple[float, float, float, float]:
+    coords = np.asarray([pt for ring in _rings(geometry) for pt in ring], dtype=float).reshape(
+        -1, 2
+    )
+    if not len(coords):
+        raise StacError("intersects= has no coordinates: pass a polygon with at least one ring")
+    west, south = coords.min(0)
+    east, north = coords.max(0)
+    return _check_bbox((west, south, east, north))
+
+
+def _rings(geometry: Mapping[str, Any]) -> list:
+    if geometry["type"] == "Polygon":
+        return list(geometry["coordinates"])
+    return [ring for polygon in geometry["coordinates"] for ring in polygon]
+
+
 def _parse_instant(value: Any, *, end: bool) -> pd.Timestamp | None:
     """One end of a time range as naive UTC; a partial date's end is the end of its period."""
     if value is None or (isinstance(value, str) and value.strip() in ("", "..")):
@@ -687,11 +719,16 @@ def _search(
     bbox: tuple[float, float, float, float],
     time: Any,
     max_cloud_cover: float | None,
+    geometry: Mapping[str, Any] | None = None,
 ) -> list[pystac.Item]:
     from pystac_client.exceptions import APIError
 
     client = _open_catalog(catalog)
-    params: dict[str, Any] = {"collections": [collection], "bbox": bbox, "datetime": time}
+    params: dict[str, Any] = {"collections": [collection], "datetime": time}
+    if geometry is not None:
+        params["intersects"] = dict(geometry)
+    else:
+        params["bbox"] = bbox
     if max_cloud_cover is not None:
         # Only ask servers that say they understand it: one that does not may answer
         # with nothing at all.  The result is filtered here in any case.
@@ -749,9 +786,10 @@ def _empty_message(
 
 
 def load_stac(
-    bbox: Sequence[float],
-    time: Any,
+    bbox: Sequence[float] | None = None,
+    time: Any = None,
     *,
+    intersects: Any = None,
     catalog: str = DEFAULT_CATALOG,
     collection: str = DEFAULT_COLLECTION,
     bands: str | Iterable[str] | None = None,
@@ -769,11 +807,16 @@ def load_stac(
     ----------
     bbox
         ``(west, south, east, north)`` in degrees (EPSG:4326).  The search and the
-        output extent (snapped to the pixel grid) both use it.
+        output extent (snapped to the pixel grid) both use it.  Or give ``intersects``.
     time
         A date or range as the STAC API takes it: ``"2024-06"``,
         ``"2024-06-01/2024-08-31"``, ``("2024-06-01", "2024-08-31")``, a
-        :class:`datetime.datetime`; ``".."`` leaves an end open.
+        :class:`datetime.datetime`; ``".."`` leaves an end open.  Required.
+    intersects
+        Instead of ``bbox``: a GeoJSON geometry in degrees (a ``Polygon`` or
+        ``MultiPolygon`` dict, or any object with ``__geo_interface__``, e.g. a
+        shapely polygon).  The search finds items that intersect it; the cube covers
+        its bounding box (pixels outside the polygon are loaded too).
     catalog
         STAC API root URL.  Earth Search v1 by default; Planetary Computer URLs are
         signed with ``planetary_computer.sign_inplace`` (``pip install
@@ -854,7 +897,21 @@ def load_stac(
     xcloudfree.errors.StacError: bbox west (12.5) is not less than east (12.4): ...
     """
     _check_odc_kwargs(odc_kwargs)  # before any request
-    box = _check_bbox(bbox)
+    geometry = None
+    if intersects is not None:
+        if bbox is not None:
+            raise StacError("pass bbox= or intersects=, not both: the search uses one area")
+        geometry = _check_geometry(intersects)
+        box = _geometry_bounds(geometry)
+    elif bbox is None:
+        raise StacError(
+            "no area to search: pass bbox=(west, south, east, north) in degrees, or "
+            "intersects= a GeoJSON polygon"
+        )
+    else:
+        box = _check_bbox(bbox)
+    if time is None:
+        raise StacError('no time to search: pass time=, e.g. "2024-06" or "2024-06-01/2024-08-31"')
     when = _check_time(time)
     band_ids = _check_bands(bands)
     if max_cloud_cover is not None:
@@ -865,7 +922,7 @@ def load_stac(
                 "from 0 to 100, e.g. max_cloud_cover=30"
             )
         max_cloud_cover = float(max_cloud_cover)
-    items = _search(catalog, collection, box, when, max_cloud_cover)
+    items = _search(catalog, collection, box, when, max_cloud_cover, geometry)
     cube = load_items(
         items,
         bands=band_ids,
