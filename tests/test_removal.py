@@ -181,3 +181,21 @@ def test_nan_under_a_cloud_stays_nan(small):
 def test_plot_refuses_dates_not_in_the_cube(small):
     with pytest.raises(ValueError, match="not in the cube"):
         xcloudfree.plot(small, time=["2000-01-01"])
+
+
+def test_baseline_offset_is_taken_by_every_entry_point(small):
+    """L2A DN of baseline >= 04.00 carry +1000: the ScaleError's advice, followed, works."""
+    dn = (small * 10000 + 1000).round().astype("uint16")
+    with pytest.raises(ScaleError, match=r"scale=1e-4.*offset=-0\.1") as info:
+        xcloudfree.remove(dn, method="nearest", progress=False)
+    assert "offset=-0.1" in str(info.value)
+    kw = {"scale": 1e-4, "offset": -0.1}
+    expected = xcloudfree.remove(small, method="nearest", progress=False)
+    got = xcloudfree.remove(dn, method="nearest", progress=False, **kw)
+    np.testing.assert_allclose(got.reflectance.values, expected.reflectance.values, atol=1e-4)
+    np.testing.assert_array_equal(got.cloud_mask.values, expected.cloud_mask.values)
+    for func in (xcloudfree.cloud_mask, xcloudfree.cloud_probability):
+        xr.testing.assert_allclose(
+            func(dn, progress=False, **kw), func(small, progress=False), atol=1e-3
+        )
+    assert len(xcloudfree.plot(dn, max_dates=1, **kw).axes) == 2

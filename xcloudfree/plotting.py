@@ -111,6 +111,7 @@ def plot(
     bands: Sequence[str] | None = None,
     quality: bool = False,
     scale: float | None = None,
+    offset: float = 0.0,
 ) -> Figure:
     """Quicklook of a cube and its cloud-free result, one row per date.
 
@@ -137,8 +138,8 @@ def plot(
         ``("B08", "B04", "B03")`` for false colour.
     quality
         Add a column with the result's ``quality`` (0-1).
-    scale
-        For integer DN input, the factor to reflectance, as in :func:`xcloudfree.remove`.
+    scale, offset
+        For integer DN input, as in :func:`xcloudfree.remove`.
 
     Returns
     -------
@@ -160,7 +161,7 @@ def plot(
     if quality and (result is None or "quality" not in result):
         raise OptionError("quality=True needs a result of remove() (it holds quality)")
     if cube is not None:
-        cube = as_cube(cube, scale=scale)
+        cube = as_cube(cube, scale=scale, offset=offset)
     if result is None:
         from .masking import mask_classes
 

@@ -98,6 +98,7 @@ def remove(
     *,
     mask: xr.DataArray | str | Callable[[xr.DataArray], xr.DataArray] | None = None,
     scale: float | None = None,
+    offset: float = 0.0,
     dilate: int | None = None,
     model: Any = None,
     device: Any = "auto",
@@ -124,8 +125,10 @@ def remove(
         ``"csmask"``, ``"model"``, or a callable), or your own boolean mask
         ``(time, y, x)`` DataArray, used as given. ``cube.cloudfree.mask()`` with
         the same ``mask``, ``threshold`` and ``dilate`` is exactly the mask applied.
-    scale
-        For integer DN input, the factor to reflectance (``1e-4`` for Sentinel-2).
+    scale, offset
+        For integer DN input: ``reflectance = DN * scale + offset``; Sentinel-2 takes
+        ``scale=1e-4``, and L2A of processing baseline 04.00 or later (January 2022
+        on) also ``offset=-0.1``. :func:`xcloudfree.load_stac` applies both itself.
     dilate
         Pixels by which a computed mask is grown (default: the mask source's
         operating point, 2 px); not applied to a DataArray or callable ``mask``.
@@ -189,7 +192,7 @@ def remove(
     """
     if method not in METHODS:
         raise OptionError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
-    cube = as_cube(cube, scale=scale)
+    cube = as_cube(cube, scale=scale, offset=offset)
     if method != "hybrid" and model is not None:
         raise OptionError(f"model= is an option of method='hybrid', not of {method!r}")
     variables: dict[str, xr.DataArray] = {}

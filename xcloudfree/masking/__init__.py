@@ -206,6 +206,7 @@ def mask_classes(
     threshold: float | None = None,
     dilate: int | None = None,
     scale: float | None = None,
+    offset: float = 0.0,
     device: Any = "auto",
     progress: bool = True,
 ) -> xr.Dataset:
@@ -228,8 +229,8 @@ def mask_classes(
     dilate
         Grow the mask by this many pixels; default the source's operating point
         (2 px). Not applied to a callable's mask.
-    scale
-        Passed to :func:`~xcloudfree.as_cube` for integer (DN) input.
+    scale, offset
+        For integer (DN) input, as in :func:`xcloudfree.remove`.
     device
         Where the temporal network runs: ``"auto"`` (CUDA when available), ``"cpu"``...
     progress
@@ -257,7 +258,7 @@ def mask_classes(
         raise OptionError(f"threshold={threshold} is outside 0-1: pass a probability, e.g. 0.5")
     if dilate is not None and (not isinstance(dilate, (int, np.integer)) or dilate < 0):
         raise OptionError(f"dilate={dilate!r} must be a whole number of pixels >= 0, e.g. 2")
-    cube = as_cube(cube, scale=scale)
+    cube = as_cube(cube, scale=scale, offset=offset)
     grow = _DEFAULT_DILATE if dilate is None else int(dilate)
     if callable(method):
         from ..removal import as_mask
@@ -329,6 +330,7 @@ def cloud_mask(
     threshold: float | None = None,
     dilate: int | None = None,
     scale: float | None = None,
+    offset: float = 0.0,
     return_probability: bool = False,
     device: Any = "auto",
     progress: bool = True,
@@ -353,8 +355,8 @@ def cloud_mask(
     ('bool', [1.0, 0.0])
     """
     ds = mask_classes(
-        cube, method, threshold=threshold, dilate=dilate, scale=scale, device=device,
-        progress=progress,
+        cube, method, threshold=threshold, dilate=dilate, scale=scale, offset=offset,
+        device=device, progress=progress,
     )  # fmt: skip
     if return_probability:
         if "cloud_probability" not in ds:
@@ -368,6 +370,7 @@ def cloud_probability(
     method: str = "temporal",
     *,
     scale: float | None = None,
+    offset: float = 0.0,
     device: Any = "auto",
     progress: bool = True,
 ) -> xr.DataArray:
@@ -381,7 +384,9 @@ def cloud_probability(
     >>> p.dims, float(p.isel(time=1).mean()) > float(p.isel(time=0).mean())
     (('time', 'y', 'x'), True)
     """
-    ds = mask_classes(cube, method, scale=scale, device=device, progress=progress, dilate=0)
+    ds = mask_classes(
+        cube, method, scale=scale, offset=offset, device=device, progress=progress, dilate=0
+    )
     if "cloud_probability" not in ds:
         raise OptionError(f"method={method!r} gives classes only, no probability")
     return ds["cloud_probability"]
