@@ -199,3 +199,19 @@ def test_baseline_offset_is_taken_by_every_entry_point(small):
             func(dn, progress=False, **kw), func(small, progress=False), atol=1e-3
         )
     assert len(xcloudfree.plot(dn, max_dates=1, **kw).axes) == 2
+
+
+def test_accessor_methods_carry_the_signatures_and_docs_of_their_functions(small):
+    import inspect
+
+    bound = {
+        "remove": xcloudfree.remove, "mask": xcloudfree.cloud_mask,
+        "mask_classes": xcloudfree.mask_classes, "cloud_probability": xcloudfree.cloud_probability,
+        "metrics": xcloudfree.metrics.summary, "plot": xcloudfree.plot,
+    }  # fmt: skip
+    for name, func in bound.items():
+        method = getattr(small.cloudfree, name)
+        expected = list(inspect.signature(func).parameters)[1:]
+        assert list(inspect.signature(method).parameters) == expected, name
+        assert method.__doc__ == func.__doc__, name
+    assert "threshold" in inspect.signature(small.cloudfree.remove).parameters

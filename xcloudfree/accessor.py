@@ -8,14 +8,44 @@ purpose with the DataArray first, so ``cube.cloudfree.remove(...)`` equals
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import xarray as xr
 
+from .masking import cloud_mask, cloud_probability, mask_classes
+from .metrics import summary
+from .plotting import plot
+from .removal import remove
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+
+def _bind(func: Callable[..., Any], *, name: str | None = None) -> Callable[..., Any]:
+    """An accessor method calling ``func`` with the accessor's object first.
+
+    The method carries ``func``'s docstring and signature (less its first
+    parameter), as rioxarray's accessor methods do, so ``help()`` and tab completion
+    show the real options.
+    """
+
+    @functools.wraps(func)
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return func(self._obj, *args, **kwargs)
+
+    params = list(inspect.signature(func).parameters.values())[1:]
+    this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    method.__signature__ = inspect.signature(func).replace(parameters=[this, *params])
+    method.__name__ = name or func.__name__
+    method.__qualname__ = f"CloudFreeAccessor.{method.__name__}"
+    del method.__wrapped__  # inspect.signature would follow it back to func
+    return method
+
 
 __all__ = ["CloudFreeAccessor", "CloudFreeResultAccessor"]
 
@@ -38,40 +68,11 @@ class CloudFreeAccessor:
     def __init__(self, obj: xr.DataArray) -> None:
         self._obj = obj
 
-    def remove(self, method: str = "hybrid", **kwargs: Any) -> xr.Dataset:
-        """Remove clouds; see :func:`xcloudfree.remove`."""
-        from .removal import remove
-
-        return remove(self._obj, method, **kwargs)
-
-    def mask(self, *args: Any, **kwargs: Any) -> xr.DataArray | tuple[xr.DataArray, xr.DataArray]:
-        """The cloud mask that :meth:`remove` applies with the same arguments (and with
-        ``return_probability=True`` the probability); see :func:`xcloudfree.cloud_mask`."""
-        from .masking import cloud_mask
-
-        return cloud_mask(self._obj, *args, **kwargs)
-
-    def mask_classes(self, *args: Any, **kwargs: Any) -> xr.Dataset:
-        """Mask class (clear, thick, thin/haze, shadow, snow, nodata), bool mask and
-        probability per pixel and date; see :func:`xcloudfree.mask_classes`."""
-        from .masking import mask_classes
-
-        return mask_classes(self._obj, *args, **kwargs)
-
-    def cloud_probability(self, *args: Any, **kwargs: Any) -> xr.DataArray:
-        """Probability (0-1) of cloud, haze or shadow; see :func:`xcloudfree.cloud_probability`."""
-        from .masking import cloud_probability
-
-        return cloud_probability(self._obj, *args, **kwargs)
-
-    def metrics(
-        self, reference: xr.DataArray, mask: xr.DataArray | None = None, **kwargs: Any
-    ) -> xr.Dataset:
-        """Scalar quality metrics of this cube against ``reference``;
-        see :func:`xcloudfree.metrics.summary`."""
-        from .metrics import summary
-
-        return summary(self._obj, reference, mask=mask, **kwargs)
+    remove = _bind(remove)
+    mask = _bind(cloud_mask, name="mask")
+    mask_classes = _bind(mask_classes)
+    cloud_probability = _bind(cloud_probability)
+    metrics = _bind(summary, name="metrics")
 
     def composite(
         self, freq: str = "1MS", *, min_quality: float = 0.0, method: str = "hybrid",
@@ -84,11 +85,7 @@ class CloudFreeAccessor:
 
         return composite(remove(self._obj, method, **kwargs), freq, min_quality=min_quality)
 
-    def plot(self, result: xr.Dataset | None = None, **kwargs: Any) -> Figure:
-        """True-colour quicklook with the cloud mask; see :func:`xcloudfree.plot`."""
-        from .plotting import plot
-
-        return plot(self._obj, result, **kwargs)
+    plot = _bind(plot)
 
 
 @xr.register_dataset_accessor("cloudfree")

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from .errors import BandError, CubeError, DimensionError, DTypeError, ScaleError, TimeError
@@ -222,6 +223,16 @@ def _check_time(cube: xr.DataArray) -> xr.DataArray:
             "cube.assign_coords(time=pd.to_datetime([...]))"
         )
     time = cube["time"]
+    if isinstance(time.dtype, pd.DatetimeTZDtype):
+        raise TimeError(
+            f"'time' is timezone-aware ({time.dtype}); a cube's dates are UTC without a "
+            "zone: cube.assign_coords(time=cube.indexes['time'].tz_convert(None))"
+        )
+    if time.dtype == object and time.size and hasattr(time.values[0], "calendar"):
+        raise TimeError(
+            "'time' holds cftime dates: convert them to numpy datetime64, e.g. "
+            "cube.convert_calendar('standard', use_cftime=False)"
+        )
     if not np.issubdtype(time.dtype, np.datetime64):
         raise TimeError(
             f"'time' has dtype {time.dtype}, not datetime64: convert it, e.g. "
@@ -245,8 +256,7 @@ def _check_time(cube: xr.DataArray) -> xr.DataArray:
     return cube
 
 
-def _to_float32(cube: xr.DataArray, scale: float | None, offset: float) -> xr.DataArray:
-    dtype = cube.dtype
+def _check_dtype(dtype: np.dtype, scale: float | None) -> None:
     if dtype.kind not in "iuf":
         raise DTypeError(
             f"the cube has dtype {dtype}, which cannot hold reflectance: pass float reflectance "
@@ -258,6 +268,10 @@ def _to_float32(cube: xr.DataArray, scale: float | None, offset: float) -> xr.Da
             "scale= to convert them to 0-1 reflectance, e.g. scale=1e-4 for Sentinel-2 "
             "L1C/L2A DN (and offset=-0.1 for L2A processing baseline >= 04.00)"
         )
+
+
+def _to_float32(cube: xr.DataArray, scale: float | None, offset: float) -> xr.DataArray:
+    dtype = cube.dtype
     with xr.set_options(keep_attrs=True):
         if scale is None and offset == 0:
             return cube if dtype == np.float32 else cube.astype(np.float32)
@@ -391,10 +405,62 @@ def as_cube(
     if required_bands:
         _check_core_bands(cube["band"].values.tolist(), required_bands)
     cube = _check_time(cube)
+    _check_dtype(cube.dtype, scale)
+    if scale is not None and cube.dtype.kind == "f" and cube.chunks is None and cube.size:
+        _check_not_scaled_twice(cube, scale)
+    cube = _mask_nodata(cube)
     cube = _to_float32(cube, scale, offset)
     if check_values:
         _check_values(cube)
     return cube
+
+
+def declared_nodata(cube: xr.DataArray) -> float | None:
+    """The nodata value a cube declares (rioxarray's ``rio.write_nodata``, a
+    ``_FillValue`` or ``nodata`` attribute or encoding), or None; NaN counts as none.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> declared_nodata(xr.DataArray(np.zeros(2), attrs={"_FillValue": 0}))
+    0.0
+    """
+    for source in (cube.attrs, cube.encoding):
+        for key in ("_FillValue", "nodata", "missing_value"):
+            value = source.get(key)
+            if value is not None and np.ndim(value) == 0 and not np.isnan(float(value)):
+                return float(value)
+    return None
+
+
+def _mask_nodata(cube: xr.DataArray) -> xr.DataArray:
+    """Declared nodata, and DN 0 of integer Sentinel-2 input, become NaN: missing, not ground.
+
+    Sentinel-2 L1C and L2A products write 0 for "no data" (valid DN start at 1).
+    """
+    nodata = declared_nodata(cube)
+    integer = cube.dtype.kind in "iu"
+    if nodata is None and not integer:
+        return cube
+    missing = cube == nodata if nodata is not None else False
+    if integer:
+        missing = missing | (cube == 0)
+    with xr.set_options(keep_attrs=True):
+        out = cube.astype(np.float32).where(~missing)
+    # The declaration is honoured: NaN now stands for it, and writers write NaN.
+    for source in (out.attrs, out.encoding):
+        for key in ("_FillValue", "nodata", "missing_value"):
+            source.pop(key, None)
+    return out
+
+
+def _check_not_scaled_twice(cube: xr.DataArray, scale: float) -> None:
+    top = float(np.nanmax(np.abs(cube.values))) if np.isfinite(cube.values).any() else 0.0
+    if scale < 0.01 and 0 < top <= _MAX_PLAUSIBLE_REFLECTANCE:
+        raise ScaleError(
+            f"scale={scale} was given, but the cube is float with values up to {top:.3g}: it "
+            "already holds 0-1 reflectance. Drop scale= (it is for integer or 0-10000 DN)"
+        )
 
 
 def core_first(cube: xr.DataArray) -> xr.DataArray:

@@ -79,7 +79,8 @@ def sample_timeseries(
     ny, nx = dn.shape[-2:]
     x = transform.c + (np.arange(nx) + 0.5) * transform.a
     y = transform.f + (np.arange(ny) + 0.5) * transform.e
-    data = dn.astype(np.float32) * np.float32(meta["scale"])
+    data = dn.astype(np.float32)
+    data *= np.float32(meta["scale"])  # in place: one cube-sized array, not two
     cube = xr.DataArray(
         data,
         dims=("time", "band", "y", "x"),

@@ -204,7 +204,7 @@ def probability_block(
     dev = next(net.parameters()).device
     t, _, h, w = block.shape
     (y0, y1), (x0, x1) = core or ((0, h), (0, w))
-    x = np.nan_to_num(block[:, :4].astype(np.float32, copy=False))
+    x = np.nan_to_num(block[:, :4].astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     out = np.zeros((t, y1 - y0, x1 - x0), np.float32)
     windows = plan_windows(
         (h, w), core=core, tile=tile, halo=net.config.mask_halo, feather=FEATHER, origin=origin
@@ -264,11 +264,13 @@ def fill_block(
     (y0, y1), (x0, x1) = core or ((0, h), (0, w))
     base, quality = _fill_block(data, mask, days, "regression", stats)
     nan = ~np.isfinite(data).all(1)
-    x = np.nan_to_num(data.astype(np.float32, copy=False))
+    # +-inf is no reflectance: read as 0 like NaN (and flagged as cloud below), or the
+    # convolutions would spread it over the whole window.
+    x = np.nan_to_num(data.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     out = np.array(x[:, :, y0:y1, x0:x1], copy=True)
     # The networks' cloud input is the fill mask, and nodata counts as cloud.
     cloud = (mask | nan).astype(np.float32)[:, None]
-    b = np.nan_to_num(base, copy=False)
+    b = np.nan_to_num(base, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     m = mask.astype(np.float32)[:, None]
     neighbours = nearest_dates(days, k or net.config.k)
     windows = plan_windows(
@@ -299,7 +301,11 @@ def fill_block(
                 seen = p[(slice(None), *win.keep_in_read)] - x[(d, slice(None), *win.keep)]
                 out[here] += win.weight * seen
             bar.update()
-    out[np.broadcast_to(nan[:, None, y0:y1, x0:x1], out.shape)] = np.nan
+    # A non-finite input value comes back as it was, in its band only: the other bands
+    # of that pixel are valid data and keep theirs (or their fill).
+    given = data[:, :, y0:y1, x0:x1]
+    bad = ~np.isfinite(given)
+    out[bad] = given[bad]
     return np.concatenate([out, quality[:, None, y0:y1, x0:x1]], axis=1)
 
 

@@ -96,10 +96,16 @@ def _check_same_grid(a: xr.DataArray, b: xr.DataArray, name_a: str, name_b: str)
     bad = {d: (a.sizes[d], b.sizes[d]) for d in a.dims if a.sizes[d] != b.sizes[d]}
     if bad:
         detail = ", ".join(f"{d}: {sa} vs {sb}" for d, (sa, sb) in bad.items())
-        raise DimensionError(
-            f"{name_a} and {name_b} differ in size ({detail}): crop or resample them to the "
-            f"same grid first, e.g. {name_b}.sel(x={name_a}.x, y={name_a}.y, method='nearest')"
-        )
+        if set(bad) <= {"band"}:
+            fix = f"select the same bands in both, e.g. {name_b}.sel(band={name_a}.band)"
+        elif set(bad) <= {"time"}:
+            fix = f"select the same dates in both, e.g. {name_b}.sel(time={name_a}.time)"
+        else:
+            fix = (
+                "crop or resample them to the same grid first, e.g. "
+                f"{name_b}.sel(x={name_a}.x, y={name_a}.y, method='nearest')"
+            )
+        raise DimensionError(f"{name_a} and {name_b} differ in size ({detail}): {fix}")
     b = b.transpose(*a.dims)
     try:
         # join="exact" refuses silently dropping mismatched labels (xarray's default
@@ -779,7 +785,7 @@ def _mask_counts(
             values = np.asarray(m.values)
             extra = np.setdiff1d(np.unique(values[~np.isnan(values.astype(float))]), [0, 1])
             if extra.size:
-                raise ValueError(
+                raise CubeError(
                     f"{name} holds values other than 0/1 (e.g. {extra[0]!r}): threshold it "
                     f"first, e.g. {name} > 0.5"
                 )

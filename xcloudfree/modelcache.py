@@ -82,8 +82,25 @@ def _frozen(model):
     return model.eval()
 
 
-@functools.lru_cache(maxsize=8)
+def _file_version(ref: str) -> tuple[int, int]:
+    """Modification time and size of a model file: part of the cache key, so a file
+    rewritten at the same path is loaded again. ``(0, 0)`` for tokens and missing files
+    (loading then raises the error that names the problem)."""
+    if ref.startswith(_TOKEN_PREFIX):
+        return (0, 0)
+    try:
+        st = os.stat(ref)
+    except OSError:
+        return (0, 0)
+    return (st.st_mtime_ns, st.st_size)
+
+
 def _load_cached(ref: str, device: str):
+    return _load_version(ref, device, _file_version(ref))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_version(ref: str, device: str, version: tuple[int, int]):
     from .models import load_model
 
     _LOADS[0] += 1

@@ -92,6 +92,15 @@ def as_mask(mask: Any, cube: xr.DataArray) -> xr.DataArray:
     return mask.assign_coords({d: cube[d] for d in ("time", "y", "x") if d in cube.coords})
 
 
+def _band_labels(obj: Any) -> xr.DataArray | np.ndarray:
+    """The caller's band labels, given back on the output (``red`` stays ``red``)."""
+    if isinstance(obj, xr.Dataset):
+        return np.array([str(v) for v in obj.data_vars if str(v).lower() != "scl"])
+    if isinstance(obj, xr.DataArray) and "band" in obj.coords:
+        return obj["band"].variable.to_base_variable()
+    return None
+
+
 def remove(
     cube: xr.DataArray,
     method: str = "hybrid",
@@ -192,9 +201,26 @@ def remove(
     """
     if method not in METHODS:
         raise OptionError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
+    stages = tuple([stages] if isinstance(stages, str) else stages)
+    if method != "hybrid":
+        given = {
+            "model=": model is not None, "batch_size=": batch_size is not None,
+            "dtype=": dtype != "float32", "stages=": stages != ("stgan", "cyclegan"),
+        }  # fmt: skip
+        wrong = [name for name, set_ in given.items() if set_]
+        if wrong:
+            raise OptionError(
+                f"{', '.join(wrong)} {'is an option' if len(wrong) == 1 else 'are options'} "
+                f"of method='hybrid', not of {method!r}: "
+                "drop them, or use method='hybrid'"
+            )
+    elif not stages or set(stages) - {"stgan", "cyclegan"}:
+        raise OptionError(
+            f"stages={stages!r}: pass ('stgan', 'cyclegan') (the hybrid), ('stgan',) or "
+            "('cyclegan',)"
+        )
+    labels = _band_labels(cube)
     cube = as_cube(cube, scale=scale, offset=offset)
-    if method != "hybrid" and model is not None:
-        raise OptionError(f"model= is an option of method='hybrid', not of {method!r}")
     variables: dict[str, xr.DataArray] = {}
 
     def resolve(ordered: xr.DataArray) -> xr.DataArray:
@@ -245,7 +271,12 @@ def remove(
         **{k: variables[k] for k in ("mask_class", "cloud_probability") if k in variables},
         "quality": quality,
     }
+    if labels is not None:
+        variables["reflectance"] = reflectance.assign_coords(band=labels)
     ds = xr.Dataset(variables)
+    crs = cube.rio.crs
+    if crs is not None and any(ds[v].rio.crs is None for v in ds.data_vars):
+        ds = ds.rio.write_crs(crs)  # a CRS given in attrs only reaches every variable
     ds.attrs = {
         "title": "cloud-free Sentinel-2 reflectance",
         "method": method

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +58,8 @@ def to_zarr(result: xr.Dataset, store: str | os.PathLike, *, progress: bool = Tr
     result
         The Dataset from :func:`xcloudfree.remove`.
     store
-        Path of the store (overwritten).
+        Local path of the store (replaced only once the new one is complete; for
+        object stores use ``xarray.Dataset.to_zarr``).
     progress
         Show dask's progress bar while computing.
 
@@ -74,8 +77,18 @@ def to_zarr(result: xr.Dataset, store: str | os.PathLike, *, progress: bool = Tr
     ('time', 'band', 'y', 'x')
     """
     path = Path(store)
-    with _progress(progress):
-        _for_zarr(result).to_zarr(path, mode="w", consolidated=False)
+    # Written beside the target and moved in place when complete: a failed write (an
+    # error in the graph, a full disk) leaves no store that opens as if it were whole.
+    partial = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
+    try:
+        with _progress(progress):
+            _for_zarr(result).to_zarr(partial, mode="w", consolidated=False)
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        os.replace(partial, path)
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial, ignore_errors=True)
     return path
 
 

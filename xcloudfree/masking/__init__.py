@@ -168,7 +168,11 @@ def _csmask_block(block: np.ndarray, *, bands, factor, level) -> np.ndarray:
     for i in range(t):
         img = np.stack([block[i, bands.index(n)] for n in names], -1).astype(np.float32)
         bad = ~np.isfinite(img).all(-1)
-        img = np.pad(np.nan_to_num(img), ((0, hh - h), (0, ww - w), (0, 0)), mode="edge")
+        img = np.pad(
+            np.nan_to_num(img, nan=0.0, posinf=0.0, neginf=0.0),
+            ((0, hh - h), (0, ww - w), (0, 0)),
+            mode="edge",
+        )
         img = img.reshape(hh // factor, factor, ww // factor, factor, -1).mean((1, 3))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # its small-image warning
