@@ -119,45 +119,16 @@ def test_version(capsys):
     assert capsys.readouterr().out.strip() == f"xcloudfree {xcloudfree.__version__}"
 
 
+_REMOVE = ["remove", "--bbox", "0", "0", "1", "1", "--time", "2024", "--out", "x"]
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["demo", "--out", "x", "--targets", "5"], "invalid choice: 5"),
         (["demo", "--out", "x", "--targets", "0"], "invalid choice: 0"),
-        (
-            [
-                "remove",
-                "--bbox",
-                "0",
-                "0",
-                "1",
-                "1",
-                "--time",
-                "2024",
-                "--out",
-                "x",
-                "--resolution",
-                "ten",
-            ],
-            "'ten' is not a pixel size",
-        ),
-        (
-            [
-                "remove",
-                "--bbox",
-                "0",
-                "0",
-                "1",
-                "1",
-                "--time",
-                "2024",
-                "--out",
-                "x",
-                "--mask",
-                "fmask",
-            ],
-            "invalid choice: 'fmask'",
-        ),
+        ([*_REMOVE, "--resolution", "ten"], "'ten' is not a pixel size"),
+        ([*_REMOVE, "--mask", "fmask"], "invalid choice: 'fmask'"),
     ],
 )
 def test_bad_options_are_refused_by_the_parser(capsys, argv, message):
@@ -177,8 +148,7 @@ def test_native_resolution_reaches_load_stac(monkeypatch):
         raise xcloudfree.errors.StacError("stop here")
 
     monkeypatch.setattr(xcloudfree.stac, "load_stac", fake_load_stac)
-    argv = ["remove", "--bbox", "0", "0", "1", "1", "--time", "2024", "--out", "x"]
-    assert main([*argv, "--resolution", "native", "--mask", "scl"]) == 2
+    assert main([*_REMOVE, "--resolution", "native", "--mask", "scl"]) == 2
     assert seen["resolution"] is None and seen["scl"] is True
 
 
