@@ -1,7 +1,8 @@
-"""A real STAC API on loopback for the tests: COGs from the shared data, served by ``rustac``.
+"""A real STAC API on loopback for the tests: COGs of real data, served by ``rustac``.
 
 :func:`build_catalog` writes one Cloud-Optimised GeoTIFF per band per item from the real
-Sentinel-2 time series beside the clone (``../shared/data``) and STAC items that look like
+Sentinel-2 time series embedded in the package (or the same series beside the clone in
+``../shared/data``) and STAC items that look like
 Earth Search v1 ``sentinel-2-l2a`` items (common-name asset keys, ``raster:bands`` with
 scale/offset, ``eo:cloud_cover``, ``proj:*``).  :func:`serve` runs ``rustac serve`` on a free
 port with the in-memory backend and yields its URL.
@@ -239,6 +240,34 @@ def scene_classes(dn: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.where(ok, code, 0).astype(np.uint8)
 
 
+#: The series embedded in the package (the same ROI 146 dates, DN, 10 bands).
+PACKAGE_SAMPLE = Path(__file__).resolve().parents[1] / "xcloudfree" / "data" / "roi146_timeseries"
+
+
+def read_date(source: Path, date: str) -> tuple[np.ndarray, object, object]:
+    """DN ``(band, y, x)`` int64 of ``ASSET_KEYS``' bands, CRS and transform of one date.
+
+    ``source`` is a folder of 13-band GeoTIFFs named ``YYYY-MM-DD.tif`` (the shared
+    data), or :data:`PACKAGE_SAMPLE`, read straight from its files (lzma + JSON) so
+    that this helper never goes through the xcloudfree code it serves to test.
+    """
+    if source == PACKAGE_SAMPLE:
+        import lzma
+
+        from rasterio.crs import CRS
+        from rasterio.transform import Affine
+
+        meta = json.loads(source.with_suffix(".json").read_text())
+        raw = lzma.decompress(source.with_suffix(".u16.xz").read_bytes())
+        dn = np.frombuffer(raw, dtype="<u2").reshape(meta["shape"])[meta["dates"].index(date)]
+        pick = [meta["bands"].index(b) for b in ASSET_KEYS]
+        return dn[pick].astype(np.int64), CRS.from_wkt(meta["crs"]), Affine(*meta["transform"])
+    band_index = [SOURCE_BANDS.index(b) for b in ASSET_KEYS]
+    with rasterio.open(source / f"{date}.tif") as src:
+        dn = src.read(indexes=[i + 1 for i in band_index]).astype(np.int64)
+        return dn, src.crs, src.transform
+
+
 def build_catalog(
     source_dir: Path,
     out_dir: Path,
@@ -249,21 +278,19 @@ def build_catalog(
     Parameters
     ----------
     source_dir
-        The folder of 13-band GeoTIFFs named ``YYYY-MM-DD.tif``.
+        The folder of 13-band GeoTIFFs named ``YYYY-MM-DD.tif``, or
+        :data:`PACKAGE_SAMPLE` (see :func:`read_date`).
     out_dir
         Where to write; one sub-folder per item.
     collections
         Collection id -> scenes.
     """
     catalog = Catalog(root=out_dir)
-    band_index = [SOURCE_BANDS.index(b) for b in ASSET_KEYS]
     for collection_id, scenes in collections.items():
         items = []
         for scene in scenes:
-            with rasterio.open(source_dir / f"{scene.date}.tif") as src:
-                dn = src.read(indexes=[i + 1 for i in band_index]).astype(np.int64)
-                crs, transform = src.crs, src.transform
-                height, width = src.height, src.width
+            dn, crs, transform = read_date(source_dir, scene.date)
+            height, width = dn.shape[1:]
             valid = np.ones((height, width), dtype=bool)
             if scene.nodata_window is not None:
                 r0, r1, c0, c1 = scene.nodata_window

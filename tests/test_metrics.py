@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import dask
 import dask.array as da
@@ -16,36 +15,15 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from xcloudfree import metrics
 from xcloudfree.errors import CubeError, DimensionError, DTypeError
 
-DATA = Path(__file__).parents[1].parent / "shared" / "data"
-SERIES = DATA / "sen12mscrts_roi146" / "timeseries"
 DATES = ("2018-01-06", "2018-03-22", "2018-04-26", "2018-06-10")
 BANDS = ("B02", "B03", "B04", "B08")
 
-# rioxarray's own use of affine warns on import with some versions; not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
-
-needs_data = pytest.mark.skipif(
-    not all((SERIES / f"{d}.tif").is_file() for d in DATES),
-    reason="needs ../shared/data/sen12mscrts_roi146/timeseries (real Sentinel-2 GeoTIFFs) "
-    "next to the repository",
-)
-
-
-def _open(date: str) -> xr.DataArray:
-    rioxarray = pytest.importorskip("rioxarray")
-    da_ = rioxarray.open_rasterio(SERIES / f"{date}.tif")
-    da_ = da_.assign_coords(band=list(da_.attrs["long_name"]))
-    return (da_.sel(band=list(BANDS)).astype(np.float32) / np.float32(10000)).drop_vars(
-        "spatial_ref"
-    )
-
 
 @pytest.fixture(scope="module")
-def cube() -> xr.DataArray:
-    """Real cube (time=4, band=4, y=256, x=256), float32 reflectance."""
-    frames = [_open(d) for d in DATES]
-    out = xr.concat(frames, dim=pd.Index(pd.to_datetime(DATES), name="time"))
-    return out.transpose("time", "band", "y", "x")
+def cube(sample) -> xr.DataArray:
+    """Real cube (time=4, band=4, y=256, x=256), float32 reflectance: the embedded
+    sample (ROI 146 of SEN12MS-CR-TS), so these comparisons never skip."""
+    return sample.sel(time=list(DATES), band=list(BANDS)).drop_vars("spatial_ref")
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +41,6 @@ def _sk_ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------- against skimage
 
 
-@needs_data
 @pytest.mark.parametrize("band", BANDS)
 def test_psnr_ssim_match_skimage_between_dates(cube: xr.DataArray, band: str) -> None:
     a = cube.sel(band=band).isel(time=0)
@@ -76,7 +53,6 @@ def test_psnr_ssim_match_skimage_between_dates(cube: xr.DataArray, band: str) ->
     assert 0 < want_ssim < 1  # two different dates: a real, non-trivial comparison
 
 
-@needs_data
 def test_psnr_ssim_match_skimage_noised_copy(cube: xr.DataArray, noisy: xr.DataArray) -> None:
     for t in range(2):
         for band in BANDS:
@@ -88,7 +64,6 @@ def test_psnr_ssim_match_skimage_noised_copy(cube: xr.DataArray, noisy: xr.DataA
             assert float(metrics.psnr(b, a)) == pytest.approx(want_psnr, abs=1e-4)
 
 
-@needs_data
 def test_full_ssim_map_equals_skimage(cube: xr.DataArray) -> None:
     a = cube.isel(time=0, band=2)
     b = cube.isel(time=2, band=2)
@@ -100,7 +75,6 @@ def test_full_ssim_map_equals_skimage(cube: xr.DataArray) -> None:
 # ----------------------------------------------------------------------- mask, maps, dates
 
 
-@needs_data
 def test_mask_restricts_computation(cube: xr.DataArray, noisy: xr.DataArray) -> None:
     a = cube.isel(time=0, band=1)
     b = noisy.isel(time=0, band=1)
@@ -125,7 +99,6 @@ def test_mask_restricts_computation(cube: xr.DataArray, noisy: xr.DataArray) -> 
     assert abs(float(metrics.ssim(b, a)) - want_ssim) > 1e-4
 
 
-@needs_data
 def test_mask_with_time_dim_on_cube(cube: xr.DataArray, noisy: xr.DataArray) -> None:
     rng = np.random.default_rng(1)
     m = rng.random((cube.sizes["time"], 256, 256)) < 0.3
@@ -137,7 +110,6 @@ def test_mask_with_time_dim_on_cube(cube: xr.DataArray, noisy: xr.DataArray) -> 
     )
 
 
-@needs_data
 def test_per_pixel_maps(cube: xr.DataArray, noisy: xr.DataArray) -> None:
     got = metrics.ssim(noisy, cube, dims=("time", "band"))
     assert got.dims == ("y", "x") and got.shape == (256, 256)
@@ -158,7 +130,6 @@ def test_per_pixel_maps(cube: xr.DataArray, noisy: xr.DataArray) -> None:
     np.testing.assert_allclose(pmap.values, 10 * np.log10(1 / np.mean(diff**2, axis=(0, 1))))
 
 
-@needs_data
 def test_per_date_values(cube: xr.DataArray, noisy: xr.DataArray) -> None:
     got_psnr = metrics.psnr(noisy, cube, dims=("band", "y", "x"))
     got_ssim = metrics.ssim(noisy, cube, dims=("band", "y", "x"))
@@ -190,7 +161,6 @@ class _CountingScheduler:
         return dask.get(dsk, keys, **kwargs)
 
 
-@needs_data
 def test_dask_inputs_give_lazy_equal_results(cube: xr.DataArray, noisy: xr.DataArray) -> None:
     # Chunks smaller than the 256 x 256 image, with edges that do not fall on the SSIM
     # window; few of them, as every chunk adds dask overhead to this test's runtime.

@@ -1,6 +1,6 @@
 """Tests of xcloudfree.stac against a real STAC API on loopback.
 
-The session fixture writes COGs from the real Sentinel-2 time series beside the clone,
+The session fixture writes COGs from the real Sentinel-2 time series embedded in the package,
 serves Earth-Search-like items with ``rustac serve`` and searches/loads them through
 pystac-client and odc-stac, as a user would.  Argument checks run without either.
 """
@@ -33,8 +33,6 @@ except ModuleNotFoundError:  # tests/ imported as a package
 ASSET_KEYS = stac_server.ASSET_KEYS
 Scene = stac_server.Scene
 
-DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
-SOURCE = DATA / "sen12mscrts_roi146" / "timeseries"
 
 # A port nothing listens on: validation must fail before any request is made.
 NO_SERVER = "http://127.0.0.1:9"
@@ -88,13 +86,10 @@ class Api:
 
 @pytest.fixture(scope="session")
 def api(tmp_path_factory: pytest.TempPathFactory):
-    dates = {s.date for s in [*SCENES.values(), *MOSAIC, *ID_KEYED]}
-    if not all((SOURCE / f"{d}.tif").is_file() for d in dates):
-        pytest.skip("needs ../shared/data (the real Sentinel-2 data beside the clone)")
     if stac_server.rustac_binary() is None:
         pytest.skip("needs the rustac CLI to serve a STAC API: pip install rustac")
     catalog = stac_server.build_catalog(
-        SOURCE,
+        stac_server.PACKAGE_SAMPLE,  # the real series inside the package: never skips
         tmp_path_factory.mktemp("stac"),
         {
             "sentinel-2-l2a": list(SCENES.values()),
