@@ -44,6 +44,7 @@ for method in xcloudfree.METHODS:
 # %%
 # Where is the fill least certain? ``quality`` drops with the time to the
 # nearest clear observation.
+plt.figure()  # a figure of its own (the quicklook's is still current outside the gallery)
 result.quality.mean("time").plot(cmap="viridis", vmin=0, vmax=1)
 plt.title("mean quality over the year")
 plt.show()

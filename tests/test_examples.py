@@ -6,16 +6,54 @@ import runpy
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("plot_*.py"))
 
 
+def _finite_where_given(out, cube) -> bool:
+    given = np.isfinite(cube.values)
+    return bool(np.isfinite(out.reflectance.values[given]).all())
+
+
+#: What each gallery page shows, checked on what the script leaves behind.
+SHOWS = {
+    "plot_dask_chunked.py": lambda g: (
+        g["lazy"].reflectance.chunks is not None and g["diff"] < 1e-6  # lazy equals eager
+    ),
+    "plot_errors_and_ablation.py": lambda g: (
+        set(g["table"].index) == set(g["runs"]) and bool((g["table"]["psnr_masked"] > 20).all())
+    ),
+    "plot_finetune.py": lambda g: (
+        list(dict.fromkeys(g["history"]["phase"])) == ["stgan", "cyclegan", "joint"]
+        and _finite_where_given(g["out"], g["region"].isel(time=slice(10, 16)))
+    ),
+    "plot_mask.py": lambda g: (
+        g["codes"].shape == (30, 256, 256)
+        and set(np.unique(g["codes"])) <= {0, 1, 2, 3, 4, 255}
+        and 0.2 < float(g["masks"]["cloud_mask"].mean()) < 0.8  # a real mix of dates
+        and _finite_where_given(g["out"], g["cube"])
+    ),
+    "plot_pixel_timeseries.py": lambda g: (
+        bool(g["cloudy"].any()) and bool(((g["out"].quality >= 0) & (g["out"].quality <= 1)).all())
+    ),
+    "plot_quickstart.py": lambda g: (
+        len(g["fig"].axes) == 9 and _finite_where_given(g["result"], g["cube"].compute())
+    ),
+}
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
-def test_example_runs(path, monkeypatch):
+def test_example_runs_and_shows_what_it_says(path, monkeypatch):
     monkeypatch.setattr(plt, "show", lambda: None)
-    runpy.run_path(str(path), run_name="__main__")
+    found = runpy.run_path(str(path), run_name="__main__")
     plt.close("all")
+    assert SHOWS[path.name](found), path.name
+
+
+def test_every_example_has_a_check():
+    assert sorted(SHOWS) == sorted(p.name for p in EXAMPLES)
 
 
 def test_there_are_examples():
