@@ -77,9 +77,11 @@ def load_count() -> int:
 
 
 def _frozen(model):
+    import torch
+
     for p in model.parameters():
         p.requires_grad_(False)
-    return model.eval()
+    return model.eval().to(memory_format=torch.channels_last)  # as the shipped model
 
 
 def _file_version(ref: str) -> tuple[int, int]:

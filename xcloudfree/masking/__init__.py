@@ -74,8 +74,11 @@ def pretrained_mask(device: str = "cpu"):
             f"the mask weights ({MASK_WEIGHTS}) are missing from this installation: "
             "reinstall xcloudfree, or pass method='spectral'"
         )
+    import torch
+
     with resources.as_file(ref) as path:
-        return load_mask_model(path, device=device)
+        net = load_mask_model(path, device=device)
+    return net.to(memory_format=torch.channels_last)  # see temporal._run
 
 
 def _days(cube: xr.DataArray) -> np.ndarray:
