@@ -92,7 +92,7 @@ def as_mask(mask: Any, cube: xr.DataArray) -> xr.DataArray:
     return mask.assign_coords({d: cube[d] for d in ("time", "y", "x") if d in cube.coords})
 
 
-def _band_labels(obj: Any) -> xr.DataArray | np.ndarray:
+def _band_labels(obj: Any) -> Any:
     """The caller's band labels, given back on the output (``red`` stays ``red``)."""
     if isinstance(obj, xr.Dataset):
         return np.array([str(v) for v in obj.data_vars if str(v).lower() != "scl"])
