@@ -234,3 +234,82 @@ def test_a_failed_zarr_write_leaves_the_old_store_and_no_partial_one(cube, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
     back = xr.open_zarr(store, consolidated=False)
     np.testing.assert_array_equal(back["reflectance"].values, good["reflectance"].values)
+
+
+# ---------------------------------------------------------------- valid but unusual cubes
+
+
+def _days_apart(c):
+    return c.assign_coords(time=pd.date_range("2016-01-01", periods=c.sizes["time"], freq="180D"))
+
+
+def _lower(c):
+    return c.assign_coords(band=[str(b).lower() for b in c.band.values])
+
+
+#: Legitimate cubes a user may well hand in: name -> (make from a clean cube, options).
+ODD_CASES = {
+    "float64": (lambda c: c.astype("float64"), {}),
+    "float16": (lambda c: c.astype("float16"), {}),
+    "big-endian float32": (lambda c: c.astype(">f4"), {}),
+    "read-only numpy": (lambda c: c.copy(data=np.require(c.values, requirements="C")), {}),
+    "non-contiguous": (lambda c: c.transpose("y", "x", "time", "band").transpose(*c.dims), {}),
+    "y increasing (south-up)": (lambda c: c.isel(y=slice(None, None, -1)), {}),
+    "integer pixel coordinates": (
+        lambda c: c.assign_coords(y=np.arange(c.sizes["y"]), x=np.arange(c.sizes["x"])),
+        {},
+    ),
+    "no y/x coordinates": (lambda c: c.drop_vars(["y", "x", "spatial_ref"]), {}),
+    "extra scalar coordinate": (lambda c: c.assign_coords(tile="33TUG"), {}),
+    "extra per-date coordinate": (
+        lambda c: c.assign_coords(orbit=("time", np.arange(c.sizes["time"]))),
+        {},
+    ),
+    "band labels in lower case": (_lower, {}),
+    "only the four core bands": (lambda c: c.sel(band=["B02", "B03", "B04", "B08"]), {}),
+    "B8A instead of B08": (lambda c: c.sel(band=["B02", "B03", "B04", "B8A", "B11"]), {}),
+    "bands in another order": (lambda c: c.isel(band=slice(None, None, -1)), {}),
+    "two dates": (lambda c: c.isel(time=[0, 1]), {}),
+    "dates years apart": (_days_apart, {}),
+    "dates with hours": (
+        lambda c: c.assign_coords(time=c.time.values + np.timedelta64(10, "h")),
+        {},
+    ),
+    "reflectance exactly 0 somewhere": (lambda c: c.where(c.x < c.x[3], 0.0), {}),
+    "slightly negative reflectance": (lambda c: c - 0.001, {}),
+    "uint16 DN with scale": (lambda c: (c * 10000).round().astype("uint16"), {"scale": 1e-4}),
+    "int32 DN with the baseline offset": (
+        lambda c: ((c * 10000).round() + 1000).astype("int32"),
+        {"scale": 1e-4, "offset": -0.1},
+    ),
+    "0-10000 floats with scale": (lambda c: (c * 10000).round(), {"scale": 1e-4}),
+    "dask, one chunk": (lambda c: c.chunk(), {}),
+    "dask, band split": (lambda c: c.chunk({"band": 2}), {}),
+    "dask, small spatial chunks": (lambda c: c.chunk({"y": 32, "x": 32}), {}),
+    "every pixel of a date NaN": (lambda c: c.where(c.time != c.time[1]), {}),
+}
+ODD = list(ODD_CASES)
+
+
+@pytest.mark.parametrize("name", ODD)
+def test_unusual_valid_cubes_give_a_correct_result_with_nothing_lost(cube, name):
+    c = cube.isel(time=slice(0, 6), y=slice(0, 64), x=slice(0, 64))
+    make, options = ODD_CASES[name]
+    given = make(c)
+    kept = given.copy(deep=True)
+    out = xcloudfree.remove(given, "regression", progress=False, **options)
+    xr.testing.assert_identical(given, kept)  # the input is not modified
+    refl = out["reflectance"]
+    assert refl.dtype == np.float32
+    assert refl.dims == ("time", "band", "y", "x") and refl.shape == given.shape
+    assert refl.band.values.tolist() == given.band.values.tolist()  # labels as given
+    for dim in ("time", "y", "x"):
+        if dim in given.coords:
+            np.testing.assert_array_equal(refl[dim].values, given[dim].values)
+    # Where nothing was filled, the values are the input's (as reflectance).
+    expected = xcloudfree.as_cube(given, **options).values
+    clear = ~out["cloud_mask"].values
+    got = np.moveaxis(refl.values, 1, 0)[:, clear]
+    np.testing.assert_allclose(got, np.moveaxis(expected, 1, 0)[:, clear], rtol=0, atol=1e-7)
+    # Missing stays missing, and nothing else goes missing.
+    np.testing.assert_array_equal(np.isnan(refl.values), np.isnan(expected))
