@@ -313,3 +313,14 @@ def test_unusual_valid_cubes_give_a_correct_result_with_nothing_lost(cube, name)
     np.testing.assert_allclose(got, np.moveaxis(expected, 1, 0)[:, clear], rtol=0, atol=1e-7)
     # Missing stays missing, and nothing else goes missing.
     np.testing.assert_array_equal(np.isnan(refl.values), np.isnan(expected))
+
+
+def test_training_pairs_of_other_dates_and_the_fix(cube):
+    c = cube.isel(y=slice(0, 32), x=slice(0, 32))
+    cloudy, clear = c.isel(time=slice(0, 4)), c.isel(time=slice(4, 8))
+    with pytest.raises(
+        CubeError, match=r"different time coordinates.*clear\.sel\(time=cloudy\.time\)"
+    ):
+        xcloudfree.train([(cloudy, clear)], epochs=1, steps_per_epoch=1, progress=False)
+    with pytest.raises(CubeError, match=r"clear\.sel\(band=cloudy\.band"):
+        xcloudfree.train([(cloudy, clear.isel(band=[0, 1, 2, 6]))], epochs=1, progress=False)

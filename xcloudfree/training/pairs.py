@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from ..cube import as_cube
+from ..errors import CubeError
 from ..masking import cloud_mask
 from ..simulation import simulate_clouds
 
@@ -235,11 +236,22 @@ def pairs_from(cube_pairs) -> list[tuple[xr.DataArray, xr.DataArray]]:
         cloudy, clear = unpack(item, ("cloudy", "clear"), f"pair {i}")
         cloudy, clear = as_cube(cloudy), as_cube(clear)
         if cloudy.shape != clear.shape or not (cloudy["band"].values == clear["band"].values).all():
-            raise ValueError(
+            raise CubeError(
                 f"pair {i}: cloudy {dict(cloudy.sizes)} and clear {dict(clear.sizes)} must have "
-                "the same dates, bands and grid"
+                "the same dates, bands and grid: select them alike, e.g. "
+                "clear.sel(band=cloudy.band, time=cloudy.time)"
             )
+        for dim in ("time", "y", "x"):
+            if dim in cloudy.coords and dim in clear.coords:
+                a, b = cloudy[dim].values, clear[dim].values
+                same = np.array_equal(a, b) if dim == "time" else np.allclose(a, b)
+                if not same:
+                    raise CubeError(
+                        f"pair {i}: cloudy and clear have the same shape but different {dim} "
+                        f"coordinates: a pair is the same {dim} values twice; align them, e.g. "
+                        f"clear = clear.sel({dim}=cloudy.{dim})"
+                    )
         out.append((cloudy, clear))
     if not out:
-        raise ValueError("cube_pairs is empty: give at least one (cloudy, clear) pair")
+        raise CubeError("cube_pairs is empty: give at least one (cloudy, clear) pair")
     return out
