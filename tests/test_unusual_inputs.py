@@ -324,3 +324,15 @@ def test_training_pairs_of_other_dates_and_the_fix(cube):
         xcloudfree.train([(cloudy, clear)], epochs=1, steps_per_epoch=1, progress=False)
     with pytest.raises(CubeError, match=r"clear\.sel\(band=cloudy\.band"):
         xcloudfree.train([(cloudy, clear.isel(band=[0, 1, 2, 6]))], epochs=1, progress=False)
+
+
+def test_to_zarr_never_replaces_what_is_not_a_zarr_store(cube, tmp_path):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    out = xcloudfree.remove(cube.isel(time=slice(0, 3)), "nearest", progress=False)
+    with pytest.raises(OptionError, match="is not a Zarr store"):
+        out.cloudfree.to_zarr(folder, progress=False)
+    assert (folder / "notes.txt").read_text() == "mine"
+    out.cloudfree.to_zarr(tmp_path / "out.zarr", progress=False)
+    out.cloudfree.to_zarr(tmp_path / "out.zarr", progress=False)  # a store is replaced

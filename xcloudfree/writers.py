@@ -77,6 +77,12 @@ def to_zarr(result: xr.Dataset, store: str | os.PathLike, *, progress: bool = Tr
     ('time', 'band', 'y', 'x')
     """
     path = Path(store)
+    markers = ("zarr.json", ".zgroup", ".zattrs")
+    if path.exists() and not (path.is_dir() and any((path / m).exists() for m in markers)):
+        raise OptionError(
+            f"{path} exists and is not a Zarr store: writing would replace it; choose a "
+            "new path, e.g. a name ending in .zarr"
+        )
     # Written beside the target and moved in place when complete: a failed write (an
     # error in the graph, a full disk) leaves no store that opens as if it were whole.
     partial = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
@@ -84,7 +90,7 @@ def to_zarr(result: xr.Dataset, store: str | os.PathLike, *, progress: bool = Tr
         with _progress(progress):
             _for_zarr(result).to_zarr(partial, mode="w", consolidated=False)
         if path.exists():
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            shutil.rmtree(path)
         os.replace(partial, path)
     finally:
         if partial.exists():
