@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from typing import Any
 
-__all__ = ["progress_bar"]
+__all__ = ["dask_progress", "progress_bar"]
 
 
 def progress_bar(*args: Any, **kwargs: Any) -> Any:
@@ -25,3 +26,12 @@ def progress_bar(*args: Any, **kwargs: Any) -> Any:
     else:
         from tqdm import tqdm
     return tqdm(*args, **kwargs)
+
+
+def dask_progress(show: bool) -> contextlib.AbstractContextManager:
+    """dask's progress bar (for lazy work computed here) when ``show``, else nothing."""
+    if not show:
+        return contextlib.nullcontext()
+    from dask.diagnostics import ProgressBar
+
+    return ProgressBar(minimum=1.0)

@@ -17,16 +17,21 @@ from typing import TYPE_CHECKING, Any
 
 import xarray as xr
 
+from .composite import composite
+from .errors import CubeError
 from .masking import cloud_mask, cloud_probability, mask_classes
 from .metrics import summary
 from .plotting import plot
 from .removal import remove
+from .writers import to_cog, to_zarr
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def _bind(func: Callable[..., Any], *, name: str | None = None) -> Callable[..., Any]:
+def _bind(
+    func: Callable[..., Any], *, name: str | None = None, owner: str = "CloudFreeAccessor"
+) -> Callable[..., Any]:
     """An accessor method calling ``func`` with the accessor's object first.
 
     The method carries ``func``'s docstring and signature (less its first
@@ -42,7 +47,7 @@ def _bind(func: Callable[..., Any], *, name: str | None = None) -> Callable[...,
     this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
     method.__signature__ = inspect.signature(func).replace(parameters=[this, *params])
     method.__name__ = name or func.__name__
-    method.__qualname__ = f"CloudFreeAccessor.{method.__name__}"
+    method.__qualname__ = f"{owner}.{method.__name__}"
     del method.__wrapped__  # inspect.signature would follow it back to func
     return method
 
@@ -80,9 +85,6 @@ class CloudFreeAccessor:
     ) -> xr.Dataset:  # fmt: skip
         """Cloud-free composites per period: :func:`xcloudfree.remove` (``method`` and
         ``**kwargs``) then :func:`xcloudfree.composite` (``freq``, ``min_quality``)."""
-        from .composite import composite
-        from .removal import remove
-
         return composite(remove(self._obj, method, **kwargs), freq, min_quality=min_quality)
 
     plot = _bind(plot)
@@ -116,8 +118,6 @@ class CloudFreeResultAccessor:
     def _result(self, *need: str) -> xr.Dataset:
         missing = [name for name in ("reflectance", *need) if name not in self._obj]
         if missing:
-            from .errors import CubeError
-
             raise CubeError(
                 f"this works on a result of xcloudfree.remove() (it needs {missing}); this "
                 f"Dataset has {sorted(map(str, self._obj.data_vars))}: remove clouds first, "
@@ -125,41 +125,25 @@ class CloudFreeResultAccessor:
             )
         return self._obj
 
-    def remove(self, method: str = "hybrid", **kwargs: Any) -> xr.Dataset:
-        """Remove clouds from a band Dataset; see :func:`xcloudfree.remove`."""
-        from .removal import remove
-
-        return remove(self._obj, method, **kwargs)
-
-    def mask_classes(self, *args: Any, **kwargs: Any) -> xr.Dataset:
-        """Mask classes of a band Dataset; see :func:`xcloudfree.mask_classes`."""
-        from .masking import mask_classes
-
-        return mask_classes(self._obj, *args, **kwargs)
+    # For band Datasets (odc-stac style): the cube functions, which accept them.
+    remove = _bind(remove, owner="CloudFreeResultAccessor")
+    mask_classes = _bind(mask_classes, owner="CloudFreeResultAccessor")
 
     def to_zarr(self, store: str | os.PathLike, *, progress: bool = True) -> Path:
         """Write a result or composite to one Zarr store; see :func:`xcloudfree.writers.to_zarr`."""
-        from .writers import to_zarr
-
         return to_zarr(self._result(), store, progress=progress)
 
     def to_cog(self, directory: str | os.PathLike, *, progress: bool = True) -> list[Path]:
         """Write a result or composite as Cloud-Optimised GeoTIFFs; see
         :func:`xcloudfree.writers.to_cog`."""
-        from .writers import to_cog
-
         return to_cog(self._result(), directory, progress=progress)
 
     def composite(self, freq: str = "1MS", *, min_quality: float = 0.0) -> xr.Dataset:
         """Quality-weighted composites of a result per period; see
         :func:`xcloudfree.composite`."""
-        from .composite import composite
-
         return composite(self._result("quality"), freq, min_quality=min_quality)
 
     def plot(self, cube: xr.DataArray | None = None, **kwargs: Any) -> Figure:
         """Quicklook of a result (and of the input ``cube`` if given); see
         :func:`xcloudfree.plot`."""
-        from .plotting import plot
-
         return plot(cube, self._result("cloud_mask"), **kwargs)

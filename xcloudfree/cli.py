@@ -29,17 +29,9 @@ def _save_quicklook(cube: xr.DataArray, result: xr.Dataset, path: Path) -> None:
     fig.savefig(path, dpi=80)
 
 
-def _dask_progress(show: bool):
-    """dask's progress bar for the lazy steps (the demo's cube is chunked)."""
-    import contextlib
-
-    from dask.diagnostics import ProgressBar
-
-    return ProgressBar(minimum=1.0) if show else contextlib.nullcontext()
-
-
 def _demo(args: argparse.Namespace) -> int:
     from . import datasets, metrics
+    from ._progress import dask_progress
     from ._progress import progress_bar as tqdm
     from .removal import remove
     from .simulation import simulate_clouds
@@ -50,7 +42,7 @@ def _demo(args: argparse.Namespace) -> int:
     cube = datasets.sample_timeseries(chunks={"time": -1, "y": 128, "x": 128})
     steps.update()
     steps.set_postfix_str(f"removing clouds ({args.method})")
-    with _dask_progress(not args.quiet):
+    with dask_progress(not args.quiet):
         result = remove(cube, method=args.method, mask=args.mask, progress=False).persist()
     steps.update()
     steps.set_postfix_str(f"writing {args.format}")

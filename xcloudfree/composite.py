@@ -8,6 +8,7 @@ count fully, filled pixels by how sure their fill is, pixels with nothing to fil
 
 from __future__ import annotations
 
+import pandas as pd
 import xarray as xr
 
 from .errors import CubeError, OptionError
@@ -62,8 +63,6 @@ def composite(result: xr.Dataset, freq: str = "1MS", *, min_quality: float = 0.0
     if not 0 <= min_quality <= 1:
         raise OptionError(f"min_quality={min_quality} is outside 0-1: e.g. 0 or 0.5")
     try:
-        import pandas as pd
-
         pd.tseries.frequencies.to_offset(freq)
     except ValueError as err:
         raise OptionError(

@@ -302,8 +302,15 @@ def _check_values(cube: xr.DataArray) -> None:
         )
 
 
-def _from_band_dataset(ds: xr.Dataset) -> xr.DataArray:
-    """Stack an odc-stac style Dataset (one variable per band) into a cube."""
+def band_variables(ds: xr.Dataset) -> tuple[list, list, Any]:
+    """Split the variables of an odc-stac style Dataset: bands, others, and the SCL.
+
+    Examples
+    --------
+    >>> ds = xr.Dataset({"red": 1, "nir": 2, "SCL": 3, "ndvi": 4})
+    >>> band_variables(ds)
+    (['red', 'nir'], ['ndvi'], 'SCL')
+    """
     bands, other, scl = [], [], None
     for name in ds.data_vars:
         if str(name).lower() == "scl":
@@ -315,6 +322,12 @@ def _from_band_dataset(ds: xr.Dataset) -> xr.DataArray:
             other.append(name)
         else:
             bands.append(name)
+    return bands, other, scl
+
+
+def _from_band_dataset(ds: xr.Dataset) -> xr.DataArray:
+    """Stack an odc-stac style Dataset (one variable per band) into a cube."""
+    bands, other, scl = band_variables(ds)
     if other or not bands:
         raise DimensionError(
             f"got an xarray.Dataset whose variables {other or list(ds.data_vars)} are not "

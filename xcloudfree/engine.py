@@ -70,7 +70,7 @@ MEMORY_SHARE = 0.25
 FEATHER = 8
 #: Accepted ``dtype=`` values: the precision of the networks' arithmetic.
 DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
-_GPU_LOCKS: dict[str, threading.Lock] = defaultdict(threading.Lock)
+_DEVICE_LOCKS: dict[str, threading.Lock] = defaultdict(threading.Lock)
 
 
 def check_options(device: Any, dtype: str, batch_size: int | None, tile: int) -> None:
@@ -107,7 +107,7 @@ def _running(dev, dtype: str):
 
     # On a CPU too: torch already spreads one forward over every core, and two at once
     # would only double the activations in memory.
-    lock = _GPU_LOCKS[str(dev)]
+    lock = _DEVICE_LOCKS[str(dev)]
     cast = (
         torch.autocast(device_type=dev.type, dtype=getattr(torch, dtype))
         if dtype != "float32"
@@ -263,7 +263,8 @@ def fill_block(
     h, w = data.shape[-2:]
     (y0, y1), (x0, x1) = core or ((0, h), (0, w))
     base, quality = _fill_block(data, mask, days, "regression", stats)
-    nan = ~np.isfinite(data).all(1)
+    nonfinite = ~np.isfinite(data)
+    nan = nonfinite.any(1)
     # +-inf is no reflectance: read as 0 like NaN (and flagged as cloud below), or the
     # convolutions would spread it over the whole window.
     x = np.nan_to_num(data.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
@@ -304,7 +305,7 @@ def fill_block(
     # A non-finite input value comes back as it was, in its band only: the other bands
     # of that pixel are valid data and keep theirs (or their fill).
     given = data[:, :, y0:y1, x0:x1]
-    bad = ~np.isfinite(given)
+    bad = nonfinite[:, :, y0:y1, x0:x1]
     out[bad] = given[bad]
     return np.concatenate([out, quality[:, None, y0:y1, x0:x1]], axis=1)
 

@@ -76,14 +76,6 @@ def load_count() -> int:
     return _LOADS[0]
 
 
-def _frozen(model):
-    import torch
-
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model.eval().to(memory_format=torch.channels_last)  # as the shipped model
-
-
 def _file_version(ref: str) -> tuple[int, int]:
     """Modification time and size of a model file: part of the cache key, so a file
     rewritten at the same path is loaded again. ``(0, 0)`` for tokens and missing files
@@ -103,7 +95,7 @@ def _load_cached(ref: str, device: str):
 
 @functools.lru_cache(maxsize=8)
 def _load_version(ref: str, device: str, version: tuple[int, int]):
-    from .models import load_model
+    from .models.hybrid import for_inference, load_model
 
     _LOADS[0] += 1
     if ref.startswith(_TOKEN_PREFIX):
@@ -115,8 +107,8 @@ def _load_version(ref: str, device: str, version: tuple[int, int]):
                 "before remove() is called (so the model can be sent to its workers), or pass "
                 "model= as the path of a saved model that every worker can read"
             ) from None
-        return _frozen(load_model(io.BytesIO(blob), device=device))
-    return _frozen(load_model(ref, device=device))
+        return for_inference(load_model(io.BytesIO(blob), device=device))
+    return for_inference(load_model(ref, device=device))
 
 
 def _not_a_model(obj: Any) -> TypeError:

@@ -11,7 +11,7 @@ import xarray as xr
 from ._version import __version__
 from .baselines import BASELINES, fill
 from .chunking import apply_policy
-from .cube import as_cube, core_first
+from .cube import as_cube, band_variables, core_first
 from .errors import CubeError, ModelUnavailableError, OptionError
 from .masking import mask_classes
 
@@ -95,7 +95,7 @@ def as_mask(mask: Any, cube: xr.DataArray) -> xr.DataArray:
 def _band_labels(obj: Any) -> Any:
     """The caller's band labels, given back on the output (``red`` stays ``red``)."""
     if isinstance(obj, xr.Dataset):
-        return np.array([str(v) for v in obj.data_vars if str(v).lower() != "scl"])
+        return np.array([str(v) for v in band_variables(obj)[0]])
     if isinstance(obj, xr.DataArray) and "band" in obj.coords:
         return obj["band"].variable.to_base_variable()
     return None

@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from .cube import as_cube
+from .errors import OptionError
 from .masking import cloud_mask
 
 __all__ = ["SimulatedClouds", "simulate_clouds"]
@@ -115,7 +116,10 @@ def simulate_clouds(
     if donors is not None:
         allowed = np.isin(cube["time"].values, np.asarray(donors, dtype="datetime64[ns]"))
         if not allowed.any():
-            raise ValueError(f"none of the donors {list(donors)} is a date of the cube")
+            raise OptionError(
+                f"none of the donors {list(donors)} is a date of the cube: pick donors from "
+                "cube.time"
+            )
         partly &= allowed
     donors = np.flatnonzero(partly)
     if clear.size == 0 or donors.size == 0:

@@ -7,7 +7,6 @@ attrs travel with the files.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import uuid
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ._progress import dask_progress
 from .errors import OptionError
 
 __all__ = ["FORMATS", "to_cog", "to_zarr", "write_result"]
@@ -27,14 +27,6 @@ FORMATS: tuple[str, ...] = ("zarr", "cog")
 _LAYERS = (
     ("cloud_mask", "uint8"), ("mask_class", "uint8"), ("quality", "float32"), ("count", "uint16"),
 )  # fmt: skip
-
-
-def _progress(progress: bool) -> contextlib.AbstractContextManager:
-    if not progress:
-        return contextlib.nullcontext()
-    from dask.diagnostics import ProgressBar
-
-    return ProgressBar(minimum=1.0)
 
 
 def _for_zarr(result: xr.Dataset) -> xr.Dataset:
@@ -87,7 +79,7 @@ def to_zarr(result: xr.Dataset, store: str | os.PathLike, *, progress: bool = Tr
     # error in the graph, a full disk) leaves no store that opens as if it were whole.
     partial = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
     try:
-        with _progress(progress):
+        with dask_progress(progress):
             _for_zarr(result).to_zarr(partial, mode="w", consolidated=False)
         if path.exists():
             shutil.rmtree(path)
@@ -128,7 +120,7 @@ def to_cog(
     """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    with _progress(progress):
+    with dask_progress(progress):
         result = result.compute()
     tags = {k: str(v) for k, v in result.attrs.items()}
     written = []
@@ -145,14 +137,15 @@ def to_cog(
             continue
         layer = result[name].astype(dtype).rename(time="band")
         layer = layer.assign_coords(band=np.arange(1, len(times) + 1))
-        keep = {
-            k: v for k, v in result[name].attrs.items() if k in ("flag_values", "flag_meanings")
+        flags = {  # CF flags of mask_class, as text tags
+            k: " ".join(map(str, np.atleast_1d(v)))
+            for k, v in result[name].attrs.items()
+            if k in ("flag_values", "flag_meanings")
         }
         layer.attrs = {"long_name": tuple(times)}
         path = out / f"{name}.tif"
-        extra = {k: " ".join(map(str, np.atleast_1d(v))) for k, v in keep.items()}
         layer.rio.to_raster(
-            path, driver="COG", compress="DEFLATE", tags={**tags, **extra, "dates": " ".join(times)}
+            path, driver="COG", compress="DEFLATE", tags={**tags, **flags, "dates": " ".join(times)}
         )
         written.append(path)
     return written

@@ -143,8 +143,8 @@ def _scl_classes(cube: xr.DataArray) -> xr.DataArray:
     if "scl" not in cube.coords:
         raise CubeError(
             "method='scl' needs the L2A scene classification as a 'scl' coordinate "
-            "(time, y, x): load the SCL asset on the cube's grid and attach it with "
-            "cube.assign_coords(scl=scl_dataarray)"
+            "(time, y, x): load it with xcloudfree.load_stac(..., scl=True), or attach "
+            "your own with cube.assign_coords(scl=scl_dataarray)"
         )
     scl = cube.coords["scl"].transpose("time", "y", "x").drop_vars("scl", errors="ignore")
     if scl.chunks is None:
