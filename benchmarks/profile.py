@@ -37,7 +37,7 @@ STAGES = {
     "mask network": (xcloudfree.masking, "_temporal_block"),
     "mask classes": (xcloudfree.masking, "_from_classes"),
     "regression statistics": (xcloudfree.baselines, "_pair_stats"),
-    "regression base": (xcloudfree.engine, "_fill_block"),
+    "regression base": (xcloudfree.engine, "_apply_regression"),
 }
 
 

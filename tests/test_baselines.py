@@ -133,3 +133,33 @@ def test_dask_is_lazy_and_equals_numpy(small, method, chunks):
 def test_simulation_target_not_in_the_cube(sample):
     with pytest.raises(ValueError, match="not in the cube"):
         xcloudfree.simulate_clouds(sample, targets=["2018-01-07"])
+
+
+def test_regression_expected_error_grows_where_its_two_sources_disagree():
+    rng = np.random.default_rng(0)
+    ground = rng.uniform(0.05, 0.3, (1, 4, 24, 24)).astype("float32")
+    data = np.concatenate([ground, ground, ground]) + rng.normal(0, 0.002, (3, 4, 24, 24))
+    data[2, :, 5, 5] += 0.2  # this pixel changed between the two clear dates; (15, 15) did not
+    cube = xr.DataArray(
+        data.astype("float32"), dims=("time", "band", "y", "x"),
+        coords={"time": pd.to_datetime(["2024-01-01", "2024-01-11", "2024-01-21"]),
+                "band": ["B02", "B03", "B04", "B08"]},
+    )  # fmt: skip
+    cloud = xr.zeros_like(cube.isel(band=0), dtype=bool)
+    cloud[1] = True
+    out = xcloudfree.remove(cube, method="regression", mask=cloud)
+    err, q = out["expected_error"][1], out["quality"][1]
+    assert float(err[5, 5]) > 10 * float(err[15, 15]) > 0
+    assert float(q[5, 5]) < float(q[15, 15]) < 1
+    np.testing.assert_allclose(q, 1 / (1 + err / 0.01), rtol=1e-5)
+    # observed pixels: no error, quality 1
+    assert float(abs(out["expected_error"][[0, 2]]).max()) == 0
+    assert float(out["quality"][[0, 2]].min()) == 1
+
+
+def test_expected_error_is_nan_where_there_is_nothing_to_fill_from(small):
+    cloud = xr.ones_like(small.isel(band=0), dtype=bool)
+    out = xcloudfree.remove(small, method="regression", mask=cloud)
+    assert float(out["quality"].max()) == 0
+    assert bool(out["expected_error"].isnull().all())
+    np.testing.assert_array_equal(out["reflectance"], small)  # the input is kept

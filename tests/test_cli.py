@@ -51,7 +51,7 @@ def test_result_accessor_writes_cogs_with_ids_dates_and_provenance(tmp_path, sma
     written = result.cloudfree.to_cog(tmp_path, progress=False)
     assert {p.name for p in written} == {
         *(f"reflectance_{str(t)[:10]}.tif" for t in small.time.values),
-        "cloud_mask.tif", "mask_class.tif", "quality.tif",
+        "cloud_mask.tif", "mask_class.tif", "quality.tif", "expected_error.tif",
     }  # fmt: skip
     date = str(small.time.values[2])[:10]
     with rasterio.open(tmp_path / f"reflectance_{date}.tif") as src:

@@ -25,6 +25,10 @@ SHOWS = {
     "plot_errors_and_ablation.py": lambda g: (
         set(g["table"].index) == set(g["runs"]) and bool((g["table"]["psnr_masked"] > 20).all())
     ),
+    "plot_expected_error.py": lambda g: (
+        g["rho"] > 0.3  # ranks the real error (the old gap quality: 0.04)
+        and g["calibration"]["real"].iloc[-1] > 2 * g["calibration"]["real"].iloc[0]
+    ),
     "plot_finetune.py": lambda g: (
         list(dict.fromkeys(g["history"]["phase"])) == ["stgan", "cyclegan", "joint"]
         and _finite_where_given(g["out"], g["region"].isel(time=slice(10, 16)))

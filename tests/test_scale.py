@@ -94,7 +94,8 @@ def test_small_windows_equal_the_whole_scene(scene, whole):
     refl, quality = engine.fill_with_model(cube, whole.cloud_mask, tile=40, progress=False)
     order = [str(b) for b in scene.band.values]
     assert _max_diff(refl.sel(band=order), whole.reflectance) <= 1e-3
-    assert _max_diff(quality, whole.quality) == 0
+    # quality counts the networks' departure from the base: float rounding only
+    assert _max_diff(quality, whole.quality) <= 1e-5
 
 
 def test_feathering_hides_seams_a_short_halo_would_leave(scene, whole, monkeypatch):

@@ -39,15 +39,36 @@ from .errors import OptionError
 
 __all__ = ["BASELINES", "fill"]
 
-#: Days after which the quality of a filled pixel has halved (see ``quality``).
+#: Days after which the quality of a pixel filled by a gap method has halved.
 QUALITY_HALF_LIFE_DAYS = 30.0
+#: Expected absolute error (reflectance) at which ``quality`` is 0.5 (regression, hybrid).
+QUALITY_HALF_ERROR = 0.01
+#: The expected error of a fill: ``ERROR_SCALE[method] * sqrt(s2 + DEPARTURE_WEIGHT * d2)``,
+#: ``s2`` the regression's predictive variance and ``d2`` the mean squared departure of the
+#: method's value from the regression's (0 for the regression itself), both averaged over
+#: bands. Fitted by ``benchmarks/calibration.py`` on simulated clouds over *training*
+#: dates of the L1C series and the Hungary L2A cube only.
+ERROR_SCALE = {"regression": 0.80, "hybrid": 0.75}
+DEPARTURE_WEIGHT = 8.0
 #: Attributes of every ``quality`` variable.
 QUALITY_ATTRS = {
     "long_name": "reconstruction quality",
     "units": "1",
     "description": (
-        "1: clear observation; 1/(1 + gap_days/30): filled from a clear observation "
-        "gap_days away; 0: no clear observation to fill from; NaN: no data"
+        "1: clear observation; filled pixels, regression and hybrid: "
+        "1/(1 + expected_error/0.01), expected_error the calibrated expected absolute "
+        "error (band mean, reflectance); median, nearest, interpolate: 1/(1 + gap_days/30), "
+        "gap_days to the nearest clear observation; 0: no clear observation to fill from "
+        "(the input is kept); NaN: no data"
+    ),
+}
+#: Attributes of the ``expected_error`` variable (regression and hybrid).
+ERROR_ATTRS = {
+    "long_name": "expected absolute error",
+    "units": "1",
+    "description": (
+        "calibrated expected absolute error of the reflectance, mean over bands: 0 for a "
+        "clear observation, NaN where there is no data or nothing to fill from"
     ),
 }
 # Fewer common clear pixels than this and a date pair's fit is not trusted.
@@ -160,8 +181,14 @@ def _pair_stats(data: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
-def _fit(stats: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gain, offset and residual variance of ``x_t = a + g x_s`` from pair statistics."""
+def _fit(stats: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Gain, offset, weighting variance and error variance of ``x_t = a + g x_s``.
+
+    The weighting variance is what the fill weighs a source by; the error variance
+    is the best guess of the fill's real error: where a pair has no fit (a target
+    with too few clear pixels in common) it is that of a typical fitted pair of the
+    band, not the arbitrary 1.0 that merely weighs the pair down.
+    """
     n, sx, sy, sxx, sxy, syy = np.moveaxis(stats, -1, 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mx, my = sx / n, sy / n
@@ -178,13 +205,29 @@ def _fit(stats: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     offset = np.where(ok, offset, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         copy_var = (syy - 2 * sxy + sxx) / n
-    fallback_var = np.where(np.isfinite(copy_var) & (copy_var > 0), copy_var, 1.0)
-    var = np.where(ok, np.maximum(resid, 1e-8), fallback_var)
-    return gain, offset, var
+    measured = np.isfinite(copy_var) & (copy_var > 0)
+    fallback_var = np.where(measured, copy_var, 1.0)
+    fitted = np.maximum(resid, 1e-8)
+    var = np.where(ok, fitted, fallback_var)
+    typical = np.array(
+        [np.median(fitted[..., k][ok[..., k]]) if ok[..., k].any() else 1.0
+         for k in range(ok.shape[-1])]
+    )  # fmt: skip
+    error_var = np.where(ok, fitted, np.where(measured, copy_var, typical))
+    return gain, offset, var, error_var
 
 
 def _apply_regression(data, valid, days, stats):
-    gain, offset, var = (a.astype(np.float32) for a in _fit(stats))  # [target, source, band]
+    """The regression fill, the gap to the nearest source, and its predictive variance.
+
+    The variance of each band is the fits' (the error variance of the sources'
+    scene-wide fits, see :func:`_fit`, combined like the predictions) plus the
+    weighted spread of the two sources' predictions around their mean: two neighbours
+    that disagree say the pixel changed, and that the fill is unsure. Returned as the
+    mean over bands.
+    """
+    # [target, source, band]
+    gain, offset, var, error_var = (a.astype(np.float32) for a in _fit(stats))
     prev, nxt = _strict_neighbours(valid)
     d_prev, d_next = _gap_days(days, prev, nxt)
     t = data.shape[0]
@@ -192,8 +235,9 @@ def _apply_regression(data, valid, days, stats):
     s_prev, s_next = np.clip(prev, 0, t - 1), np.clip(nxt, 0, t - 1)
     has_prev, has_next = np.isfinite(d_prev), np.isfinite(d_next)
     out = np.empty(data.shape, dtype=np.float32)
+    spread = np.zeros((t, *data.shape[2:]), dtype=np.float32)
     for k in range(data.shape[1]):  # per band keeps the temporaries (T, Y, X)
-        g, a, v = gain[..., k], offset[..., k], var[..., k]
+        g, a, v, e = gain[..., k], offset[..., k], var[..., k], error_var[..., k]
         band = data[:, k : k + 1]
         x_prev, x_next = _gather(band, prev)[:, 0], _gather(band, nxt)[:, 0]
         w_prev = np.where(has_prev, 1.0 / v[tgt, s_prev], 0.0)
@@ -201,8 +245,37 @@ def _apply_regression(data, valid, days, stats):
         p_prev = a[tgt, s_prev] + g[tgt, s_prev] * np.nan_to_num(x_prev)
         p_next = a[tgt, s_next] + g[tgt, s_next] * np.nan_to_num(x_next)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[:, k] = (w_prev * p_prev + w_next * p_next) / (w_prev + w_next)
-    return out, np.minimum(d_prev, d_next)
+            w = w_prev + w_next
+            out[:, k] = (w_prev * p_prev + w_next * p_next) / w
+            # The weighted mean's variance, and the sources' spread around it.
+            e_prev = np.where(has_prev, e[tgt, s_prev], 0.0)
+            e_next = np.where(has_next, e[tgt, s_next], 0.0)
+            spread += (
+                w_prev**2 * e_prev + w_next**2 * e_next + w_prev * w_next * (p_prev - p_next) ** 2
+            ) / w**2
+    spread /= data.shape[1]
+    return out, np.minimum(d_prev, d_next), spread
+
+
+def expected_error(method: str, spread: np.ndarray, departure: np.ndarray | None = None):
+    """Calibrated expected absolute error from the regression's variance and a departure.
+
+    ``spread`` is the regression's predictive variance (band mean), ``departure`` the
+    band-mean squared difference between the method's fill and the regression's.
+    """
+    d2 = 0.0 if departure is None else DEPARTURE_WEIGHT * departure
+    return (ERROR_SCALE[method] * np.sqrt(spread + d2)).astype(np.float32)
+
+
+def quality_from_error(error: np.ndarray) -> np.ndarray:
+    """``quality`` of a filled pixel: 1 / (1 + expected_error / QUALITY_HALF_ERROR)."""
+    return (1.0 / (1.0 + error / QUALITY_HALF_ERROR)).astype(np.float32)
+
+
+def error_from_quality(quality: xr.DataArray) -> xr.DataArray:
+    """``expected_error`` back from ``quality``: 0 observed, NaN no data or no source."""
+    err = (QUALITY_HALF_ERROR * (1.0 / quality.where(quality > 0) - 1.0)).astype(np.float32)
+    return err.rename("expected_error").assign_attrs(ERROR_ATTRS)
 
 
 _FILLERS: dict[str, Callable] = {
@@ -215,8 +288,12 @@ _FILLERS: dict[str, Callable] = {
 BASELINES: tuple[str, ...] = ("median", "nearest", "interpolate", "regression")
 
 
-def _finish(data, valid, cloud, filled, gap):
-    """Keep clear and NaN pixels, use the fill elsewhere, and score the result."""
+def _finish(data, valid, cloud, filled, gap, error=None):
+    """Keep clear and NaN pixels, use the fill elsewhere, and score the result.
+
+    ``error`` (T, Y, X), the fill's expected error, sets the quality of filled pixels;
+    without it the gap to the nearest clear observation does.
+    """
     has_source = np.isfinite(gap)
     replace = (cloud & has_source)[:, None] & np.isfinite(filled) & np.isfinite(data)
     # In place: the fill is ours, and a second cube-sized array is what sets peak memory.
@@ -224,11 +301,12 @@ def _finish(data, valid, cloud, filled, gap):
     if not out.flags.writeable:  # a broadcast fill (the median's)
         out = out.copy()
     np.copyto(out, data, where=~replace)
-    quality = np.where(
-        valid,
-        1.0,
-        np.where(cloud & has_source, 1.0 / (1.0 + gap / QUALITY_HALF_LIFE_DAYS), 0.0),
-    ).astype(np.float32)
+    score = (
+        quality_from_error(np.nan_to_num(error, nan=np.inf))
+        if error is not None
+        else 1.0 / (1.0 + gap / QUALITY_HALF_LIFE_DAYS)
+    )
+    quality = np.where(valid, 1.0, np.where(cloud & has_source, score, 0.0)).astype(np.float32)
     quality = np.where(np.isnan(data).any(axis=1), np.float32(np.nan), quality)
     return out, quality
 
@@ -240,9 +318,9 @@ def _valid(data: np.ndarray, cloud: np.ndarray) -> np.ndarray:
 def _fill_block(data, cloud, days, method, stats=None):
     valid = _valid(data, cloud)
     if method == "regression":
-        filled, gap = _apply_regression(data, valid, days, stats)
-    else:
-        filled, gap = _FILLERS[method](data, valid, days)
+        filled, gap, spread = _apply_regression(data, valid, days, stats)
+        return _finish(data, valid, cloud, filled, gap, expected_error(method, spread))
+    filled, gap = _FILLERS[method](data, valid, days)
     return _finish(data, valid, cloud, filled, gap)
 
 
@@ -283,8 +361,10 @@ def fill(
     -------
     reflectance, quality : xarray.DataArray
         The filled cube (float32, same coords) and ``quality`` (time, y, x): 1 for a
-        clear observation, ``1 / (1 + gap_days / 30)`` for a filled pixel whose
-        nearest clear observation lies ``gap_days`` away, 0 where no clear
+        clear observation; for a filled pixel ``1 / (1 + expected_error / 0.01)``
+        with ``"regression"`` (the calibrated expected absolute error, see
+        :func:`expected_error`), ``1 / (1 + gap_days / 30)`` with the other methods
+        (``gap_days`` to the nearest clear observation); 0 where no clear
         observation exists (the input value is kept), NaN where the input is NaN.
 
     Examples

@@ -28,6 +28,7 @@ process loads a model once, and no graph carries one.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import threading
 from collections import defaultdict
@@ -38,7 +39,17 @@ import dask.array as dsa
 import numpy as np
 import xarray as xr
 
-from .baselines import QUALITY_ATTRS, _days, _fill_block, _pair_stats, _valid, regression_stats
+from .baselines import (
+    QUALITY_ATTRS,
+    _apply_regression,
+    _days,
+    _finish,
+    _pair_stats,
+    _valid,
+    expected_error,
+    quality_from_error,
+    regression_stats,
+)
 from .errors import OptionError
 from .modelcache import get_model, model_ref, resolve_device
 from .neighbours import nearest_dates
@@ -58,9 +69,10 @@ __all__ = [
 TILE = 640
 #: Pixels (windows x window area) per forward pass when ``batch_size`` is None. On a
 #: CPU bigger batches buy no speed (measured on the sample: one 354 px window per pass
-#: runs as fast as four) and cost memory, so the budget is about one window of a
-#: 256 px chunk: ~0.3 GB of activations. On a GPU ~20 GB.
-BATCH_PIXELS = {"cpu": 2**17, "cuda": 2**23}
+#: runs as fast as four) and cost memory, so the budget is one window of a 128 px
+#: chunk with its halo (a bigger window still runs alone): ~0.16 GB of activations,
+#: and peak RSS of remove() on the sample 1.20 -> 1.05 GB against 2**17. On a GPU ~20 GB.
+BATCH_PIXELS = {"cpu": 2**16, "cuda": 2**23}
 #: Bytes of activations per pixel of a batch (10 bands, float32; measured 2.4 kB on
 #: the sample), to fit the CPU budget to the memory actually free.
 BYTES_PER_PIXEL = 2_500
@@ -115,6 +127,31 @@ def _running(dev, dtype: str):
     )
     with lock, cast, torch.inference_mode():
         yield
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or None on other C libraries."""
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def _release_memory() -> None:
+    """Give the heap memory freed by a block back to the operating system.
+
+    glibc keeps freed blocks below its mmap threshold (up to 32 MB, raised by every
+    large free) in per-thread arenas, so after a block of a few hundred MB of windows
+    and activations the process keeps that memory, and the next block of another
+    thread adds its own: the process grows to several blocks' worth. Dask's
+    distributed workers trim for the same reason (``MALLOC_TRIM_THRESHOLD_``); a
+    threaded scheduler or a plain call does not, so each block trims at its end.
+    Costs milliseconds against seconds of forwards; a no-op off glibc.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _batches(jobs: list, size: int | None, dev):
@@ -204,7 +241,7 @@ def probability_block(
     dev = next(net.parameters()).device
     t, _, h, w = block.shape
     (y0, y1), (x0, x1) = core or ((0, h), (0, w))
-    x = np.nan_to_num(block[:, :4].astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    x = np.nan_to_num(block[:, :4].astype(np.float32), copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     out = np.zeros((t, y1 - y0, x1 - x0), np.float32)
     windows = plan_windows(
         (h, w), core=core, tile=tile, halo=net.config.mask_halo, feather=FEATHER, origin=origin
@@ -220,6 +257,8 @@ def probability_block(
             bar.update()
     finite = np.isfinite(block[:, :4, y0:y1, x0:x1]).all(1)
     out[~finite] = np.nan
+    del x
+    _release_memory()
     return out
 
 
@@ -262,13 +301,25 @@ def fill_block(
     dev = next(net.parameters()).device
     h, w = data.shape[-2:]
     (y0, y1), (x0, x1) = core or ((0, h), (0, w))
-    base, quality = _fill_block(data, mask, days, "regression", stats)
+    valid = _valid(data, mask)
+    regression, gap, spread = _apply_regression(data, valid, days, stats)
+    base, quality = _finish(data, valid, mask, regression, gap)
+    del regression, valid
+    # Filled pixels get the hybrid's expected error once the networks have run.
+    refill = (mask & np.isfinite(gap))[:, y0:y1, x0:x1]
+    spread = spread[:, y0:y1, x0:x1]
+    del gap
     nonfinite = ~np.isfinite(data)
     nan = nonfinite.any(1)
     # +-inf is no reflectance: read as 0 like NaN (and flagged as cloud below), or the
     # convolutions would spread it over the whole window.
-    x = np.nan_to_num(data.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    out = np.array(x[:, :, y0:y1, x0:x1], copy=True)
+    x = np.nan_to_num(data.astype(np.float32), copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    # The filled reflectance and, as its last band, quality: one array, no concatenation.
+    filled = np.empty((x.shape[0], x.shape[1] + 1, y1 - y0, x1 - x0), np.float32)
+    filled[:, -1] = quality[:, y0:y1, x0:x1]
+    del quality
+    out = filled[:, :-1]
+    out[...] = x[:, :, y0:y1, x0:x1]
     # The networks' cloud input is the fill mask, and nodata counts as cloud.
     cloud = (mask | nan).astype(np.float32)[:, None]
     b = np.nan_to_num(base, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
@@ -302,12 +353,20 @@ def fill_block(
                 seen = p[(slice(None), *win.keep_in_read)] - x[(d, slice(None), *win.keep)]
                 out[here] += win.weight * seen
             bar.update()
+    # How far the networks moved the fill from the regression is part of its error.
+    departure = np.square(out - b[:, :, y0:y1, x0:x1]).mean(1)
+    error = np.nan_to_num(expected_error("hybrid", spread, departure), nan=np.inf)
+    score = quality_from_error(error)
     # A non-finite input value comes back as it was, in its band only: the other bands
     # of that pixel are valid data and keep theirs (or their fill).
     given = data[:, :, y0:y1, x0:x1]
     bad = nonfinite[:, :, y0:y1, x0:x1]
     out[bad] = given[bad]
-    return np.concatenate([out, quality[:, None, y0:y1, x0:x1]], axis=1)
+    quality = filled[:, -1]
+    np.copyto(quality, score, where=refill & np.isfinite(quality))
+    del x, b, base, cloud, m, nonfinite, departure, error, score
+    _release_memory()
+    return filled
 
 
 # ---------------------------------------------------------------- dask

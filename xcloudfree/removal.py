@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 from ._version import __version__
-from .baselines import BASELINES, fill
+from .baselines import BASELINES, error_from_quality, fill
 from .chunking import apply_policy
 from .cube import as_cube, band_variables, core_first
 from .errors import CubeError, ModelUnavailableError, OptionError
@@ -151,7 +151,7 @@ def remove(
     batch_size
         ``"hybrid"`` only: windows (up to 640 x 640 px plus a 49 px halo each) per
         forward pass. None (default) fits as many as a pixel budget allows (about
-        0.3 GB of activations on a CPU, less when little memory is free; 20 GB on a
+        0.16 GB of activations on a CPU, less when little memory is free; 20 GB on a
         GPU; see :func:`xcloudfree.engine.batch_pixels`). One forward runs at a time
         per device and process, whatever the number of dask threads.
     stages
@@ -175,9 +175,13 @@ def remove(
         float32), ``cloud_mask`` (time, y, x, bool: filled), ``mask_class``
         (uint8 with CF flags: clear, thick cloud, thin cloud/haze, shadow, snow,
         nodata) and ``cloud_probability`` (when the mask was computed here, for
-        sources that have one) and ``quality`` (time, y, x; 1 = observed
-        clear, lower = filled from further away, 0 = no clear observation to fill
-        from; see :func:`xcloudfree.baselines.fill`).
+        sources that have one), ``quality`` (time, y, x; 1 = observed clear,
+        lower = a less certain fill, 0 = no clear observation to fill from, the
+        input kept) and, for ``"hybrid"`` and ``"regression"``, ``expected_error``
+        (time, y, x): the calibrated expected absolute error of the filled
+        reflectance (band mean), 0 where observed, NaN where nothing could be
+        filled. ``quality`` is ``1 / (1 + expected_error / 0.01)`` there; see
+        :func:`xcloudfree.baselines.fill`.
 
     Raises
     ------
@@ -271,6 +275,8 @@ def remove(
         **{k: variables[k] for k in ("mask_class", "cloud_probability") if k in variables},
         "quality": quality,
     }
+    if method in ("hybrid", "regression"):
+        variables["expected_error"] = error_from_quality(quality)
     if labels is not None:
         variables["reflectance"] = reflectance.assign_coords(band=labels)
     ds = xr.Dataset(variables)

@@ -25,7 +25,8 @@ FORMATS: tuple[str, ...] = ("zarr", "cog")
 
 #: Per-date layers written as one multi-band GeoTIFF each (band i = date i), and their dtype.
 _LAYERS = (
-    ("cloud_mask", "uint8"), ("mask_class", "uint8"), ("quality", "float32"), ("count", "uint16"),
+    ("cloud_mask", "uint8"), ("mask_class", "uint8"), ("quality", "float32"),
+    ("expected_error", "float32"), ("count", "uint16"),
 )  # fmt: skip
 
 
@@ -97,9 +98,9 @@ def to_cog(
 
     * ``reflectance_<date>.tif``: one band per spectral band, described by its ID
       (``B02``...), NaN as nodata, the date in the ``date`` tag;
-    * ``cloud_mask.tif``, ``mask_class.tif`` (uint8), ``quality.tif`` (float32) and,
-      for a composite, ``count.tif`` (uint16), where the result has them: one band per
-      date, each described by its date.
+    * ``cloud_mask.tif``, ``mask_class.tif`` (uint8), ``quality.tif`` and
+      ``expected_error.tif`` (float32) and, for a composite, ``count.tif`` (uint16),
+      where the result has them: one band per date, each described by its date.
 
     Every file carries the result's attrs (method, mask, model, software) as tags.
 
