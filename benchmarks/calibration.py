@@ -22,7 +22,6 @@ and plot (mean real error per decile of expected error).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -176,18 +175,8 @@ def main() -> None:
     shipped = {"departure_weight": baselines.DEPARTURE_WEIGHT, "error_scale": baselines.ERROR_SCALE}
 
     # ---- check on held-out dates
-    full = sd.series()
-    held = xcloudfree.simulate_clouds(full, targets=sd.HELDOUT_SERIES_DATES, seed=0,
-                                      donors=sd.HELDOUT_SERIES_DONORS)  # fmt: skip
-    hcube, hdl = sd.l2a()
-    held2 = xcloudfree.simulate_clouds(hcube, targets=sd.HELDOUT_L2A_DATES, seed=0, mask=hdl,
-                                       donors=sd.HELDOUT_L2A_DONORS)  # fmt: skip
-    sweden, _ = sd.l2a("sweden_34VCL")
-    sdl = sd.l2a_dlmask("sweden_34VCL")
-    held3 = sd.simulate_sweden(sweden, sdl, targets=sd.HELDOUT_SWEDEN_DATES,
-                               donors=sd.HELDOUT_SWEDEN_DONORS, seed=0)  # fmt: skip
     rows, curves = [], {}
-    for name, sim in (("L1C series", held), ("L2A Hungary", held2), ("L2A Sweden", held3)):
+    for name, sim in sd.heldout_cases().items():
         own = xcloudfree.cloud_mask(sim.cloudy, progress=False).compute()
         for label, mask in (("reference", sim.true_mask), ("own", own)):
             r, c = check(name, sim, label, mask)
@@ -236,12 +225,9 @@ def main() -> None:
         f"Calibration plot (reference mask, deciles of expected_error): `{plot.name}`.",
         "",
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines))
-    args.out.with_suffix(".json").write_text(
-        json.dumps({"fitted": fitted, "shipped": shipped, "split": split, "rows": rows}, indent=2)
+    sd.write_report(
+        args.out, lines, {"fitted": fitted, "shipped": shipped, "split": split, "rows": rows}
     )
-    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -135,3 +135,36 @@ def simulate_sweden(cube, dlmask, *, targets, donors, seed):
         donors=donors,
     )  # fmt: skip
     return dataclasses.replace(sim, true_mask=(sim.mask | (dlmask > 0)).rename("cloud_mask"))
+
+
+def heldout_cases() -> dict:
+    """The held-out simulated cases of the benchmarks (seed 0): name -> ``SimulatedClouds``.
+
+    Real clouds of held-out donors over held-out clear dates of the L1C series and of
+    the Hungary and Sweden L2A cubes; no laid cloud, target or neighbour was trained on.
+    """
+    series_ = series()
+    cube, dl = l2a()
+    sweden, _ = l2a("sweden_34VCL")
+    return {
+        "L1C series": xcloudfree.simulate_clouds(
+            series_, targets=HELDOUT_SERIES_DATES, seed=0, donors=HELDOUT_SERIES_DONORS
+        ),
+        "L2A Hungary": xcloudfree.simulate_clouds(
+            cube, targets=HELDOUT_L2A_DATES, seed=0, mask=dl, donors=HELDOUT_L2A_DONORS
+        ),
+        "L2A Sweden": simulate_sweden(
+            sweden, l2a_dlmask("sweden_34VCL"), targets=HELDOUT_SWEDEN_DATES,
+            donors=HELDOUT_SWEDEN_DONORS, seed=0,
+        ),
+    }  # fmt: skip
+
+
+def write_report(path: Path, lines: list[str], payload: dict) -> None:
+    """Write a benchmark's Markdown ``lines`` to ``path`` and ``payload`` beside it as JSON."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    path.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
+    print("\n".join(lines))

@@ -37,7 +37,7 @@ import xarray as xr
 
 from .errors import OptionError
 
-__all__ = ["BASELINES", "fill"]
+__all__ = ["BASELINES", "error_from_quality", "expected_error", "fill", "quality_from_error"]
 
 #: Days after which the quality of a pixel filled by a gap method has halved.
 QUALITY_HALF_LIFE_DAYS = 30.0

@@ -48,7 +48,9 @@ def _demo(args: argparse.Namespace) -> int:
     # Scored first, and its arrays dropped before the real run, so the peak memory
     # is that of one removal, not of both side by side.
     sim = simulate_clouds(cube.compute(), targets=_HELDOUT[: args.targets], seed=args.seed)
-    sim_out = remove(sim.cloudy, method=args.method, mask=args.mask, progress=not args.quiet)
+    sim_out = remove(
+        sim.cloudy, method=args.method, mask=args.mask, adapt=args.adapt, progress=not args.quiet
+    )
     pick = {"time": sim.targets}
     score = metrics.summary(
         sim_out["reflectance"].sel(pick), sim.truth.sel(pick), mask=sim.mask.sel(pick)
@@ -63,7 +65,9 @@ def _demo(args: argparse.Namespace) -> int:
     steps.update()
     steps.set_postfix_str(f"removing clouds ({args.method})")
     with dask_progress(not args.quiet):
-        result = remove(cube, method=args.method, mask=args.mask, progress=False).persist()
+        result = remove(
+            cube, method=args.method, mask=args.mask, adapt=args.adapt, progress=False
+        ).persist()
     steps.update()
     steps.set_postfix_str(f"writing {args.format}")
     written = write_result(result, out, args.format, progress=False)
@@ -100,7 +104,7 @@ def _remove(args: argparse.Namespace) -> int:
         scl=args.mask == "scl",
     )
     print(f"loaded {dict(cube.sizes)} lazily from {args.catalog}")
-    result = remove(cube, method=args.method, mask=args.mask)
+    result = remove(cube, method=args.method, mask=args.mask, adapt=args.adapt)
     written = write_result(result, Path(args.out), args.format, progress=not args.quiet)
     print(f"wrote {', '.join(str(p) for p in written)}")
     return 0
@@ -151,6 +155,11 @@ def _parser() -> argparse.ArgumentParser:
         "--mask", default="temporal", choices=MASK_METHODS,
         help="cloud, haze and shadow mask: temporal is the shipped mask network; scl "
         "loads the L2A scene classification with the cube",
+    )  # fmt: skip
+    common.add_argument(
+        "--adapt", action="store_true",
+        help="learn a per-scene correction of the regression first (regression, hybrid; "
+        "a few seconds per date)",
     )  # fmt: skip
     common.add_argument("--format", default="zarr", choices=_FORMATS, help="output format")
     common.add_argument("--quiet", action="store_true", help="no progress bars")

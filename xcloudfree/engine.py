@@ -78,6 +78,8 @@ BATCH_PIXELS = {"cpu": 2**16, "cuda": 2**23}
 BYTES_PER_PIXEL = 2_500
 #: Share of the free memory one batch may take on a CPU.
 MEMORY_SHARE = 0.25
+#: Halo of a block when only the adapted regression runs (two 3x3 layers, and a spare).
+ADAPT_HALO = 3
 #: Width of the blended overlap between neighbouring windows of a block.
 FEATHER = 8
 #: Accepted ``dtype=`` values: the precision of the networks' arithmetic.
@@ -266,6 +268,7 @@ def fill_block(
     data: np.ndarray,
     mask: np.ndarray,
     stats: np.ndarray,
+    adapters: np.ndarray | None = None,
     *,
     days: np.ndarray,
     model: Any,
@@ -289,6 +292,9 @@ def fill_block(
         ``(T, H, W)`` bool, True where a pixel is to be filled.
     stats
         Regression statistics of the whole region (:func:`~xcloudfree.baselines.regression_stats`).
+    adapters
+        Per-scene corrections of the regression (:func:`xcloudfree.adaptation.fit_adapters`),
+        or None.
 
     Returns
     -------
@@ -297,12 +303,16 @@ def fill_block(
     """
     import torch
 
-    net = get_model(model, device)
-    dev = next(net.parameters()).device
     h, w = data.shape[-2:]
     (y0, y1), (x0, x1) = core or ((0, h), (0, w))
     valid = _valid(data, mask)
     regression, gap, spread = _apply_regression(data, valid, days, stats)
+    if adapters is not None:
+        from .adaptation import apply_adapters
+
+        # A date's expected error shrinks as its correction did on held-out pixels.
+        ratio = apply_adapters(data, valid, regression, adapters)
+        spread *= np.square(ratio)[:, None, None]
     base, quality = _finish(data, valid, mask, regression, gap)
     del regression, valid
     # Filled pixels get the hybrid's expected error once the networks have run.
@@ -324,38 +334,44 @@ def fill_block(
     cloud = (mask | nan).astype(np.float32)[:, None]
     b = np.nan_to_num(base, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     m = mask.astype(np.float32)[:, None]
-    neighbours = nearest_dates(days, k or net.config.k)
-    windows = plan_windows(
-        (h, w), core=core, tile=tile, halo=net.config.halo, feather=FEATHER, origin=origin
-    )
-    # A window is run for a date only where that date has something to fill in it.
-    jobs = [
-        (win, d)
-        for win in windows
-        for d in np.flatnonzero(mask[(slice(None), *win.keep)].any((1, 2)))
-    ]
-    batches = list(_batches(jobs, batch_size, dev))
-    with _running(dev, dtype), _progress(len(batches), progress, "filling") as bar:
-        for batch in batches:
-            wins = [win for win, _ in batch]
-            targets = [d for _, d in batch]
-            near = neighbours[targets]
-            arrays = [
-                _gather(x, wins, near), _gather(cloud, wins, near),
-                _gather(b, wins, targets), _gather(m, wins, targets),
-            ]  # fmt: skip
-            tensors = [torch.from_numpy(a).to(dev) for a in arrays]
-            pred = net(*tensors, stages=stages).float().cpu().numpy()
-            for win, d, p in zip(wins, targets, pred, strict=True):
-                here = (d, slice(None), *_relative(win.keep, y0, x0))
-                # Outside the mask the model returns its input, so adding weighted
-                # differences equals blending the windows' outputs.
-                seen = p[(slice(None), *win.keep_in_read)] - x[(d, slice(None), *win.keep)]
-                out[here] += win.weight * seen
-            bar.update()
+    if stages:
+        net = get_model(model, device)
+        dev = next(net.parameters()).device
+        neighbours = nearest_dates(days, k or net.config.k)
+        windows = plan_windows(
+            (h, w), core=core, tile=tile, halo=net.config.halo, feather=FEATHER, origin=origin
+        )
+        # A window is run for a date only where that date has something to fill in it.
+        jobs = [
+            (win, d)
+            for win in windows
+            for d in np.flatnonzero(mask[(slice(None), *win.keep)].any((1, 2)))
+        ]
+        batches = list(_batches(jobs, batch_size, dev))
+        with _running(dev, dtype), _progress(len(batches), progress, "filling") as bar:
+            for batch in batches:
+                wins = [win for win, _ in batch]
+                targets = [d for _, d in batch]
+                near = neighbours[targets]
+                arrays = [
+                    _gather(x, wins, near), _gather(cloud, wins, near),
+                    _gather(b, wins, targets), _gather(m, wins, targets),
+                ]  # fmt: skip
+                tensors = [torch.from_numpy(a).to(dev) for a in arrays]
+                pred = net(*tensors, stages=stages).float().cpu().numpy()
+                for win, d, p in zip(wins, targets, pred, strict=True):
+                    here = (d, slice(None), *_relative(win.keep, y0, x0))
+                    # Outside the mask the model returns its input, so adding weighted
+                    # differences equals blending the windows' outputs.
+                    seen = p[(slice(None), *win.keep_in_read)] - x[(d, slice(None), *win.keep)]
+                    out[here] += win.weight * seen
+                bar.update()
+    else:  # the base alone (the regression, adapted to the scene)
+        out[...] = b[:, :, y0:y1, x0:x1]
     # How far the networks moved the fill from the regression is part of its error.
-    departure = np.square(out - b[:, :, y0:y1, x0:x1]).mean(1)
-    error = np.nan_to_num(expected_error("hybrid", spread, departure), nan=np.inf)
+    departure = np.square(out - b[:, :, y0:y1, x0:x1]).mean(1) if stages else None
+    method = "hybrid" if stages else "regression"
+    error = np.nan_to_num(expected_error(method, spread, departure), nan=np.inf)
     score = quality_from_error(error)
     # A non-finite input value comes back as it was, in its band only: the other bands
     # of that pixel are valid data and keep theirs (or their fill).
@@ -562,9 +578,26 @@ def _reread(arr: dsa.Array, tag: str) -> dsa.Array:
     )  # fmt: skip
 
 
-def _unpack_then_fill(data, packed, stats, *, dates: int, origin, core, **kwargs):
+def _unpack_then_fill(data, packed, stats, adapters=None, *, dates: int, origin, core, **kwargs):
     mask = np.unpackbits(packed[:, 0], axis=0, count=dates).astype(bool)
-    return fill_block(data, mask, stats, origin=origin, core=core, **kwargs)
+    return fill_block(data, mask, stats, adapters, origin=origin, core=core, **kwargs)
+
+
+def _adapters(data, mask, stats, days):
+    """The per-scene corrections (:mod:`xcloudfree.adaptation`), lazily on dask."""
+    from .adaptation import fit_adapters, n_parameters, training_windows
+
+    windows = training_windows(data.shape[2:])
+    crops = [data[:, :, ys, xs] for ys, xs in windows]
+    masks = [mask[:, ys, xs] for ys, xs in windows]
+    need = mask.any(axis=(1, 2))
+    if isinstance(data, np.ndarray):
+        return fit_adapters(crops, masks, need, stats, days=days)
+    import dask
+
+    fitted = dask.delayed(fit_adapters, pure=True)(crops, masks, need, stats, days=days)
+    shape = (data.shape[0], n_parameters(data.shape[1]) + 2)
+    return dsa.from_delayed(fitted, shape, dtype=np.float32)
 
 
 def fill_with_model(
@@ -578,6 +611,7 @@ def fill_with_model(
     k: int | None = None,
     stages: tuple[str, ...] = ("stgan", "cyclegan"),
     dtype: str = "float32",
+    adapt: bool = False,
     progress: bool = True,
 ) -> tuple[xr.DataArray, xr.DataArray]:
     """Run the hybrid model on every masked pixel of a core-first cube; lazy on dask.
@@ -589,7 +623,7 @@ def fill_with_model(
         each be one chunk (see :func:`xcloudfree.chunking.apply_policy`).
     mask
         ``(time, y, x)`` bool, True where a pixel is to be filled.
-    model, device, batch_size, tile, k, stages, dtype
+    model, device, batch_size, tile, k, stages, dtype, adapt
         See :func:`xcloudfree.remove`.
     progress
         Show a progress bar (numpy input; for dask use dask's progress tools).
@@ -613,7 +647,8 @@ def fill_with_model(
     """
     check_options(device, dtype, batch_size, tile)
     ref = model_ref(model)
-    net = get_model(ref, device)
+    # Without stages only the (adapted) regression runs: its 3x3 layers read 2 px.
+    halo = get_model(ref, device).config.halo + 1 if stages else ADAPT_HALO
     c = cube.sizes["band"]
     days = _days(cube["time"].values)
     fn = functools.partial(
@@ -625,7 +660,8 @@ def fill_with_model(
         data = np.asarray(cube.values, dtype=np.float32)
         m = np.asarray(mask.values, dtype=bool)
         stats = _pair_stats(data, _valid(data, m))
-        both = fn(data, m, stats, progress=progress)
+        adapters = _adapters(data, m, stats, days) if adapt else None
+        both = fn(data, m, stats, adapters, progress=progress)
     else:
         data = dsa.asarray(cube.data).astype(np.float32)
         if len(data.chunks[0]) > 1 or len(data.chunks[1]) > 1:
@@ -643,8 +679,9 @@ def fill_with_model(
             np.packbits, axis=0, dtype=np.uint8, chunks=((-(-t // 8),), *m.chunks[1:])
         )[:, None]
         fill = functools.partial(_unpack_then_fill, dates=t, **fn.keywords)
+        extra = (stats, _adapters(_reread(data, "adapt"), m, stats, days)) if adapt else (stats,)
         both = _with_halo(
-            fill, [data, packed], net.config.halo + 1, extra=(stats,), inline_first=True,
+            fill, [data, packed], halo, extra=extra, inline_first=True,
             out_chunks=((t,), (c + 1,), *data.chunks[2:]),
         )  # fmt: skip
     reflectance = cube.copy(data=both[:, :c])

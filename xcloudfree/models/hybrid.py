@@ -262,7 +262,7 @@ def for_inference(model: HybridModel) -> HybridModel:
     """The model as the engine holds it: frozen, in eval mode, channels_last weights.
 
     channels_last makes the fill about a third faster on a CPU, results within 1e-7
-    (measured on the sample; ``benchmarks/profile.py``).
+    (measured on the sample; ``benchmarks/profile_stages.py``).
     """
     for p in model.parameters():
         p.requires_grad_(False)

@@ -11,7 +11,7 @@ thread records the process's peak resident memory while each stage runs:
 * STGAN and CycleGAN refiner forward passes;
 * the rest: gathering windows, the halo graph, dask scheduling, copies.
 
-    python benchmarks/profile.py [--out benchmarks/results/profile.md]
+    python benchmarks/profile_stages.py [--out benchmarks/results/profile.md]
 """
 
 from __future__ import annotations
