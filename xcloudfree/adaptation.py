@@ -82,9 +82,11 @@ def training_windows(shape: tuple[int, int]) -> list[tuple[slice, slice]]:
     return [(ys, xs) for ys in per_axis[0] for xs in per_axis[1]][:WINDOWS]
 
 
-def _inputs(data: np.ndarray, valid: np.ndarray, regression: np.ndarray) -> np.ndarray:
-    """``(T, 3C, H, W)``: the previous and next clear values and the regression."""
-    prev, nxt = _strict_neighbours(valid)
+def _inputs(data: np.ndarray, prev: np.ndarray, nxt: np.ndarray, regression: np.ndarray):
+    """``(T, 3C, H, W)``: the previous and next clear values and the regression.
+
+    ``prev``, ``nxt``: each pixel's nearest clear dates (``_strict_neighbours``).
+    """
     x_prev = np.where((prev >= 0)[:, None], _gather(data, prev), regression)
     x_next = np.where((nxt < data.shape[0])[:, None], _gather(data, nxt), regression)
     out = np.concatenate([x_prev, x_next, regression], axis=1)
@@ -141,7 +143,8 @@ def fit_adapters(
         # At least one clear neighbour, as under cloud (a missing one reads the
         # regression in both places), so the first and last dates learn too.
         usable = valid & ((prev >= 0) | (nxt < t))
-        prepared.append((_inputs(data, valid, regression), np.nan_to_num(data), usable))
+        inputs = _inputs(data, prev, nxt, regression)
+        prepared.append((inputs, np.nan_to_num(data), usable))
     with torch.random.fork_rng(devices=[]), torch.inference_mode(False):
         torch.manual_seed(seed)
         for d in np.flatnonzero(need):
@@ -212,7 +215,7 @@ def apply_adapters(
     dates = [d for d in range(t) if np.isfinite(adapters[d]).all()]
     if not dates:
         return ratio
-    inp = _inputs(data, valid, regression)
+    inp = _inputs(data, *_strict_neighbours(valid), regression)
     net = _network(c)
     shapes = [q.shape for q in net.parameters()]
     with torch.inference_mode():

@@ -260,35 +260,30 @@ def remove(
         variables.update({k: v for k, v in computed.data_vars.items() if k != "cloud_mask"})
         return computed["cloud_mask"]
 
-    if method == "hybrid":
-        from .engine import TILE, check_options, fill_with_model
-        from .modelcache import get_model, model_ref
+    if method == "hybrid" or adapt:
+        from .engine import ADAPT_HALO, TILE, check_options, fill_with_model
 
-        # Fail early, before any work is queued; a model object becomes a small
-        # reference that tasks resolve on their worker.
-        check_options(device, dtype, batch_size, TILE)
-        ref = model_ref(model)
-        net = get_model(ref, device)
-        order = [str(b) for b in cube["band"].values]
-        ordered = apply_policy(core_first(cube), halo=net.config.halo + 1)
-        options = {
-            "model": ref, "device": device, "batch_size": batch_size, "dtype": dtype,
-            "adapt": bool(adapt),
-        }  # fmt: skip
-        applied = resolve(ordered)
-        reflectance, quality = fill_with_model(
-            ordered, applied, stages=tuple(stages), progress=progress, **options
-        )
-        reflectance = reflectance.sel(band=order).assign_coords(band=cube["band"])
-    elif adapt:  # the regression adapted to the scene runs in the engine, with a halo
-        from .engine import ADAPT_HALO, fill_with_model
+        # The engine runs the hybrid's networks or, for the regression with adapt=True,
+        # the adapted regression alone (no stages, a halo for its 3x3 layers).
+        halo = max(ADAPT_HALO, (dilate or 2) + 1)
+        options: dict[str, Any] = {"adapt": bool(adapt), "stages": ()}
+        if method == "hybrid":
+            from .modelcache import get_model, model_ref
 
+            # Fail early, before any work is queued; a model object becomes a small
+            # reference that tasks resolve on their worker.
+            check_options(device, dtype, batch_size, TILE)
+            ref = model_ref(model)
+            net = get_model(ref, device)
+            halo = net.config.halo + 1
+            options.update(
+                model=ref, device=device, batch_size=batch_size, dtype=dtype,
+                stages=tuple(stages),
+            )  # fmt: skip
         order = [str(b) for b in cube["band"].values]
-        ordered = apply_policy(core_first(cube), halo=max(ADAPT_HALO, (dilate or 2) + 1))
+        ordered = apply_policy(core_first(cube), halo=halo)
         applied = resolve(ordered)
-        reflectance, quality = fill_with_model(
-            ordered, applied, stages=(), adapt=True, progress=progress
-        )
+        reflectance, quality = fill_with_model(ordered, applied, progress=progress, **options)
         reflectance = reflectance.sel(band=order).assign_coords(band=cube["band"])
     else:
         cube = apply_policy(cube, halo=(dilate or 2) + 1)
