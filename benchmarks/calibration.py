@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import shared_data as sd
 
 import xcloudfree
-from xcloudfree import baselines
+from xcloudfree.fills import baselines
 
 WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 # Training cloud donors of the L1C series (partly cloudy, not held out anywhere).
@@ -127,7 +127,7 @@ def check(name, sim, mask_label, mask) -> tuple[list[dict], dict]:
 
 def _gap_quality(cube, cloud):
     """The old ``quality`` (days to the nearest clear date) for comparison."""
-    _, q = xcloudfree.baselines.fill(cube, cloud, "nearest")
+    _, q = xcloudfree.fills.baselines.fill(cube, cloud, "nearest")
     return q
 
 
@@ -201,7 +201,8 @@ def main() -> None:
         "",
         f"- fitted: DEPARTURE_WEIGHT = {fitted['departure_weight']}, ERROR_SCALE = "
         + ", ".join(f"{k} {v:.3f}" for k, v in fitted["error_scale"].items()),
-        f"- shipped (`xcloudfree.baselines`): DEPARTURE_WEIGHT = {shipped['departure_weight']}, "
+        "- shipped (`xcloudfree.fills.baselines`): "
+        f"DEPARTURE_WEIGHT = {shipped['departure_weight']}, "
         "ERROR_SCALE = " + ", ".join(f"{k} {v:.3f}" for k, v in shipped["error_scale"].items()),
         "- Spearman on the training cases by departure weight: "
         + ", ".join(f"{w:g}: {r:.3f}" for w, r in fitted["spearman_by_weight"].items()),

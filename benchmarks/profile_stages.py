@@ -28,16 +28,16 @@ import dask
 import psutil
 
 import xcloudfree
-import xcloudfree.baselines
-import xcloudfree.engine
+import xcloudfree.fills.baselines
+import xcloudfree.inference.engine
 import xcloudfree.masking
 from xcloudfree.models import pretrained
 
 STAGES = {
     "mask network": (xcloudfree.masking, "_temporal_block"),
     "mask classes": (xcloudfree.masking, "_from_classes"),
-    "regression statistics": (xcloudfree.baselines, "_pair_stats"),
-    "regression base": (xcloudfree.engine, "_apply_regression"),
+    "regression statistics": (xcloudfree.fills.baselines, "_pair_stats"),
+    "regression base": (xcloudfree.inference.engine, "_apply_regression"),
 }
 
 

@@ -39,11 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cubes import tiled_sample
 
 import xcloudfree
-from xcloudfree.baselines import fill
 from xcloudfree.cube import core_first
-from xcloudfree.modelcache import get_model, resolve_device
+from xcloudfree.fills.baselines import fill
+from xcloudfree.fills.neighbours import nearest_dates
+from xcloudfree.inference.devices import resolve_device
+from xcloudfree.inference.modelcache import get_model
 from xcloudfree.models import pretrained
-from xcloudfree.neighbours import nearest_dates
 
 TILE_PIXEL_DATES = 10980 * 10980 * 6
 
@@ -74,7 +75,7 @@ def raw_ceiling(cube, mask, device: str, dtype: str, batch_size: int) -> float:
     data = torch.from_numpy(np.nan_to_num(ordered.values)).to(dev)
     base = torch.from_numpy(np.nan_to_num(fill(ordered, mask, "regression")[0].values)).to(dev)
     m = torch.from_numpy(mask.values.astype(np.float32)).to(dev)[:, None]
-    days = xcloudfree.baselines._days(cube.time.values)
+    days = xcloudfree.fills.baselines._days(cube.time.values)
     near = torch.from_numpy(nearest_dates(days, net.config.k)).to(dev)
     targets = [t for t in range(cube.sizes["time"]) if bool(mask[t].any())]
     cast = (

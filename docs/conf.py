@@ -33,6 +33,7 @@ source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 templates_path = ["_templates", sphinx_autosummary_accessors.templates_path]
 exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py"]
 myst_heading_anchors = 3
+myst_enable_extensions = ["deflist"]
 
 autosummary_generate = True
 autodoc_typehints = "none"

@@ -15,7 +15,7 @@ import pandas as pd
 import xarray as xr
 
 import xcloudfree
-from xcloudfree.datasets import read_geotiff, read_greenearthnet
+from xcloudfree.io.datasets import read_geotiff, read_greenearthnet
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("XCLOUDFREE_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import shared_data as sd
 
 import xcloudfree
-import xcloudfree.engine
+import xcloudfree.inference.engine
 from xcloudfree.models import PRETRAINED
 
 #: Steps per phase at --scale 1 (batch 8 of 80 x 80 crops).
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "command": "python scripts/train_pretrained.py",
             "minutes": round(minutes, 1),
-            "device": str(xcloudfree.engine.resolve_device(args.device)),
+            "device": str(xcloudfree.inference.devices.resolve_device(args.device)),
             "torch_threads": torch.get_num_threads(),
         }
     )  # fmt: skip

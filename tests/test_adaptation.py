@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import xcloudfree
-from xcloudfree import adaptation, metrics
+from xcloudfree import metrics
 from xcloudfree.errors import OptionError
+from xcloudfree.inference import adaptation
 
 # Held-out clear dates and cloud donors of the sample (no weights or calibration saw
 # them), and the dates between them.
@@ -64,7 +65,7 @@ def test_dates_with_nothing_to_fill_get_no_correction(case, monkeypatch):
     mask = case.true_mask.values
     need = np.zeros(len(data), bool)
     need[2] = True
-    from xcloudfree.baselines import _days, _pair_stats, _valid
+    from xcloudfree.fills.baselines import _days, _pair_stats, _valid
 
     stats = _pair_stats(data, _valid(data, mask))
     rows = adaptation.fit_adapters([data], [mask], need, stats, days=_days(case.cloudy.time.values))

@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 import xcloudfree
-from xcloudfree.baselines import BASELINES, _pair_stats, fill
+from xcloudfree.fills.baselines import BASELINES, _pair_stats, fill
 
 
 def series(values, clouds, days):

@@ -139,7 +139,7 @@ def test_bad_options_are_refused_by_the_parser(capsys, argv, message):
 
 
 def test_native_resolution_reaches_load_stac(monkeypatch):
-    import xcloudfree.stac
+    import xcloudfree.io.stac
 
     seen = {}
 
@@ -147,7 +147,7 @@ def test_native_resolution_reaches_load_stac(monkeypatch):
         seen.update(kwargs)
         raise xcloudfree.errors.StacError("stop here")
 
-    monkeypatch.setattr(xcloudfree.stac, "load_stac", fake_load_stac)
+    monkeypatch.setattr(xcloudfree.io.stac, "load_stac", fake_load_stac)
     assert main([*_REMOVE, "--resolution", "native", "--mask", "scl"]) == 2
     assert seen["resolution"] is None and seen["scl"] is True
 

@@ -10,9 +10,11 @@ import xarray as xr
 from conftest import shared_data
 
 import xcloudfree
-from xcloudfree import engine, metrics
-from xcloudfree.errors import BandError, ModelUnavailableError
+from xcloudfree import metrics
+from xcloudfree.errors import BandError, ModelUnavailableError, OptionError
+from xcloudfree.inference import engine
 from xcloudfree.models import PRETRAINED, HybridModel, pretrained
+from xcloudfree.options import EngineOptions
 
 HELDOUT = ["2018-06-10", "2018-07-30"]  # clear dates kept out of training
 
@@ -106,8 +108,12 @@ def test_tiles_agree_with_the_whole_scene(sample):
         sample.isel(time=slice(12, 18), y=slice(0, 150), x=slice(0, 140))
     )
     mask = xcloudfree.cloud_mask(cube, dilate=2)
-    whole, _ = engine.fill_with_model(cube, mask, model=model, tile=512, progress=False)
-    tiled, _ = engine.fill_with_model(cube, mask, model=model, tile=64, progress=False)
+    whole, _ = engine.fill_with_model(
+        cube, mask, EngineOptions(model=model, tile=512), progress=False
+    )
+    tiled, _ = engine.fill_with_model(
+        cube, mask, EngineOptions(model=model, tile=64), progress=False
+    )
     # Measured 3e-8 (float32 rounding of differently sized convolutions).
     np.testing.assert_allclose(whole.values, tiled.values, rtol=0, atol=1e-6)
 
@@ -117,7 +123,7 @@ def test_hybrid_input_errors(small, tmp_path, monkeypatch):
         xcloudfree.remove(small.drop_sel(band="B03"))
     with pytest.raises(ValueError, match="option of method='hybrid'"):
         xcloudfree.remove(small, "median", model=pretrained())
-    with pytest.raises(TypeError, match="model must be"):
+    with pytest.raises(OptionError, match="model must be"):
         xcloudfree.remove(small, model=123)
     with pytest.raises(FileNotFoundError):
         xcloudfree.remove(small, model=tmp_path / "none.pt")

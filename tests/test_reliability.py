@@ -72,7 +72,7 @@ def test_expected_error_ranks_the_real_error_on_held_out_dates(sample):
     assert ok.mean() > 0.99
     rho = spearmanr(expected[ok], real[ok])[0]
     # The old quality (days to the nearest clear date) ranked these at 0.04.
-    _, gap_quality = xcloudfree.baselines.fill(sim.cloudy, sim.true_mask, "nearest")
+    _, gap_quality = xcloudfree.fills.baselines.fill(sim.cloudy, sim.true_mask, "nearest")
     rho_gap = spearmanr(-gap_quality.sel(pick).values[under][ok], real[ok])[0]
     assert rho > RANK_FLOOR and rho > rho_gap + 0.2, (rho, rho_gap)
     # calibrated in size: the mean expected error is 1.36x the mean real error here
@@ -157,7 +157,8 @@ def test_every_bad_input_gets_its_own_error_with_a_fix(sample, tmp_path):
         # names the fix, and is ours, not one from deep inside torch or dask
         fixes = (": ", "use ", "pass ", "choose ", "e.g.", "first")
         assert any(w in message for w in fixes), (name, message)
-        assert info.traceback[-1].path.parts[-2] in ("xcloudfree", "models"), name
+        ours = ("xcloudfree", "models", "inference", "io", "fills", "masking")
+        assert info.traceback[-1].path.parts[-2] in ours, name
 
 
 @settings(

@@ -15,11 +15,12 @@ import torch
 import xarray as xr
 
 import xcloudfree
-from xcloudfree import engine, modelcache
 from xcloudfree.chunking import apply_policy, suggest_chunks
 from xcloudfree.errors import RechunkWarning
+from xcloudfree.inference import engine, modelcache
+from xcloudfree.inference.tiling import plan_windows
 from xcloudfree.models import HybridModel, pretrained
-from xcloudfree.tiling import plan_windows
+from xcloudfree.options import EngineOptions
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +92,9 @@ def test_chunked_equals_whole(scene, whole, chunks):
 
 def test_small_windows_equal_the_whole_scene(scene, whole):
     cube = xcloudfree.cube.core_first(scene)
-    refl, quality = engine.fill_with_model(cube, whole.cloud_mask, tile=40, progress=False)
+    refl, quality = engine.fill_with_model(
+        cube, whole.cloud_mask, EngineOptions(tile=40), progress=False
+    )
     order = [str(b) for b in scene.band.values]
     assert _max_diff(refl.sel(band=order), whole.reflectance) <= 1e-3
     # quality counts the networks' departure from the base: float rounding only
@@ -108,9 +111,11 @@ def test_feathering_hides_seams_a_short_halo_would_leave(scene, whole, monkeypat
     def worst(feather):
         monkeypatch.setattr(engine, "FEATHER", feather)
         refl, _ = engine.fill_with_model(
-            cube, whole.cloud_mask, model=short, tile=64, progress=False
+            cube, whole.cloud_mask, EngineOptions(model=short, tile=64), progress=False
         )
-        ref, _ = engine.fill_with_model(cube, whole.cloud_mask, model=short, progress=False)
+        ref, _ = engine.fill_with_model(
+            cube, whole.cloud_mask, EngineOptions(model=short), progress=False
+        )
         return np.abs(refl.values - ref.values).max()
 
     hard, feathered = worst(0), worst(16)

@@ -1,4 +1,4 @@
-"""Tests of xcloudfree.stac against a real STAC API on loopback.
+"""Tests of xcloudfree.io.stac against a real STAC API on loopback.
 
 The session fixture writes COGs from the real Sentinel-2 time series embedded in the package,
 serves Earth-Search-like items with ``rustac serve`` and searches/loads them through
@@ -23,7 +23,7 @@ import xarray as xr
 
 from xcloudfree.cube import as_cube
 from xcloudfree.errors import StacError
-from xcloudfree.stac import DEFAULT_BANDS, load_stac
+from xcloudfree.io.stac import DEFAULT_BANDS, load_stac
 
 try:
     import stac_server
@@ -39,7 +39,7 @@ NO_SERVER = "http://127.0.0.1:9"
 
 NODATA_WINDOW = (0, 16, 0, 24)
 
-#: The main collection, one scene per calibration rule of xcloudfree.stac.
+#: The main collection, one scene per calibration rule of xcloudfree.io.stac.
 SCENES: dict[str, Scene] = {
     # Old baseline, offset 0 declared: reflectance = DN / 10000.
     "old": Scene("2018-01-06", "03.00", 2.0, 0.0),
@@ -228,7 +228,7 @@ def test_scl_of_a_mosaic_is_fused_like_the_bands(api: Api) -> None:
 
 
 def test_scl_asked_of_items_without_it_names_the_fix(api: Api) -> None:
-    from xcloudfree.stac import load_items
+    from xcloudfree.io.stac import load_items
 
     items = pystac.ItemCollection.from_file(str(api.catalog.collection_files[1]))
     for item in items:
@@ -516,7 +516,7 @@ def _item(properties: dict, raster_band: dict) -> tuple[pystac.Item, pystac.Asse
     ],
 )
 def test_calibration_rules(properties: dict, raster_band: dict, expected) -> None:
-    from xcloudfree.stac import _calibration, _resolve
+    from xcloudfree.io.stac import _calibration, _resolve
 
     item, asset = _item(properties, raster_band)
     scale, offset_dn = _resolve(_calibration(item, asset), integer=True)

@@ -194,7 +194,7 @@ def test_a_model_file_rewritten_at_the_same_path_is_reloaded(tmp_path):
 
     import torch
 
-    from xcloudfree.modelcache import get_model
+    from xcloudfree.inference.modelcache import get_model
     from xcloudfree.models import pretrained
 
     path = tmp_path / "model.pt"

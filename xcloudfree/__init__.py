@@ -3,20 +3,24 @@
 ``import xcloudfree`` registers the ``DataArray.cloudfree`` accessor. The main
 entry points are :func:`remove`, :func:`train`, :func:`load_model`,
 :func:`cloud_mask` and :func:`mask_classes`, :func:`load_stac`, :func:`composite`, the metrics in
-:mod:`xcloudfree.metrics` and the real sample in :mod:`xcloudfree.datasets`.
+:mod:`xcloudfree.metrics` and the real sample in :mod:`xcloudfree.io.datasets` (also
+``xcloudfree.datasets``). Where the code lives: :mod:`xcloudfree.inference` runs the
+networks, :mod:`xcloudfree.io` reads and writes, :mod:`xcloudfree.fills` holds the
+classical fills, and :mod:`xcloudfree.options` validates every option once.
 """
 
-from . import accessor, chunking, datasets, errors, masking, metrics, writers
+from . import accessor, chunking, errors, fills, io, masking, metrics, options
 from ._version import __version__
-from .baselines import BASELINES
-from .composite import composite
 from .cube import as_cube, band_id
 from .errors import ModelFileError, OptionError, RechunkWarning, XCloudFreeError
+from .fills.baselines import BASELINES
+from .fills.composite import composite
+from .io import datasets, writers
+from .io.stac import load_stac
 from .masking import cloud_mask, cloud_probability, mask_classes
 from .plotting import plot
 from .removal import METHODS, ModelUnavailableError, remove
 from .simulation import SimulatedClouds, simulate_clouds
-from .stac import load_stac
 
 # Torch is heavy: the model and training entry points load on first use.
 _LAZY = {
@@ -27,7 +31,7 @@ _LAZY = {
 }
 
 
-_LAZY_MODULES = ("models", "training", "engine", "modelcache", "tiling")
+_LAZY_MODULES = ("models", "training", "inference")
 
 
 def __getattr__(name: str):
@@ -60,12 +64,16 @@ __all__ = [
     "composite",
     "datasets",
     "errors",
+    "fills",
+    "inference",
+    "io",
     "load_model",
     "load_stac",
     "make_training_pairs",
     "mask_classes",
     "masking",
     "metrics",
+    "options",
     "plot",
     "remove",
     "simulate_clouds",

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import xarray as xr
 
-from .composite import composite
 from .errors import CubeError
+from .fills.composite import composite
+from .io.writers import to_cog, to_zarr
 from .masking import cloud_mask, cloud_probability, mask_classes
 from .metrics import summary
 from .plotting import plot
 from .removal import remove
-from .writers import to_cog, to_zarr
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -84,7 +84,7 @@ class CloudFreeAccessor:
         **kwargs: Any,
     ) -> xr.Dataset:  # fmt: skip
         """Cloud-free composites per period: :func:`xcloudfree.remove` (``method`` and
-        ``**kwargs``) then :func:`xcloudfree.composite` (``freq``, ``min_quality``)."""
+        ``**kwargs``) then :func:`xcloudfree.fills.composite` (``freq``, ``min_quality``)."""
         return composite(remove(self._obj, method, **kwargs), freq, min_quality=min_quality)
 
     plot = _bind(plot)
@@ -130,17 +130,17 @@ class CloudFreeResultAccessor:
     mask_classes = _bind(mask_classes, owner="CloudFreeResultAccessor")
 
     def to_zarr(self, store: str | os.PathLike, *, progress: bool = True) -> Path:
-        """Write a result or composite to one Zarr store; see :func:`xcloudfree.writers.to_zarr`."""
+        """Write a result or composite to one Zarr store (:func:`xcloudfree.io.writers.to_zarr`)."""
         return to_zarr(self._result(), store, progress=progress)
 
     def to_cog(self, directory: str | os.PathLike, *, progress: bool = True) -> list[Path]:
         """Write a result or composite as Cloud-Optimised GeoTIFFs; see
-        :func:`xcloudfree.writers.to_cog`."""
+        :func:`xcloudfree.io.writers.to_cog`."""
         return to_cog(self._result(), directory, progress=progress)
 
     def composite(self, freq: str = "1MS", *, min_quality: float = 0.0) -> xr.Dataset:
         """Quality-weighted composites of a result per period; see
-        :func:`xcloudfree.composite`."""
+        :func:`xcloudfree.fills.composite`."""
         return composite(self._result("quality"), freq, min_quality=min_quality)
 
     def plot(self, cube: xr.DataArray | None = None, **kwargs: Any) -> Figure:

@@ -24,12 +24,26 @@ chunks to ask for when opening data, so that nothing has to be rechunked.
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 
 import dask
 import xarray as xr
 
 from .errors import RechunkWarning
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of the first caller outside xcloudfree, so a warning points
+    at the user's line whatever the depth of the call inside the package."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return level
+
 
 __all__ = ["DEFAULT_CHUNK", "apply_policy", "chunk_size", "suggest_chunks", "task_bytes"]
 
@@ -179,6 +193,6 @@ def apply_policy(cube: xr.DataArray, *, halo: int) -> xr.DataArray:
             + ". Chunk the input like xcloudfree.chunking.suggest_chunks(cube.sizes) to avoid "
             "this rechunk.",
             RechunkWarning,
-            stacklevel=3,
+            stacklevel=_caller_level(),
         )
     return cube.chunk(target)

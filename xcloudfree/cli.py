@@ -10,8 +10,8 @@ from pathlib import Path
 
 import xarray as xr
 
-from .writers import FORMATS as _FORMATS
-from .writers import write_result
+from .io.writers import FORMATS as _FORMATS
+from .io.writers import write_result
 
 __all__ = ["main", "write_result"]
 
@@ -30,9 +30,10 @@ def _save_quicklook(cube: xr.DataArray, result: xr.Dataset, path: Path) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from . import datasets, metrics
+    from . import metrics
     from ._progress import dask_progress
     from ._progress import progress_bar as tqdm
+    from .io import datasets
     from .removal import remove
     from .simulation import simulate_clouds
 
@@ -89,8 +90,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
+    from .io.stac import load_stac
     from .removal import remove
-    from .stac import load_stac
 
     cube = load_stac(
         tuple(args.bbox),
@@ -135,9 +136,9 @@ def _resolution(text: str) -> float | None:
 
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .io.stac import DEFAULT_CATALOG, DEFAULT_COLLECTION
     from .masking import MASK_METHODS
     from .removal import METHODS
-    from .stac import DEFAULT_CATALOG, DEFAULT_COLLECTION
 
     defaults = _Defaults
     parser = argparse.ArgumentParser(

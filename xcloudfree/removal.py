@@ -1,4 +1,10 @@
-"""``remove``: the one front door to cloud removal, whatever the method."""
+"""``remove``: the one front door to cloud removal, whatever the method.
+
+Every option is validated here, once, into a :class:`~xcloudfree.options.RemovalOptions`
+before any work is queued; the cube is checked once by :func:`~xcloudfree.as_cube`.
+The model path then runs in :func:`xcloudfree.inference.run`, the classical fills
+in :func:`xcloudfree.fills.fill`.
+"""
 
 from __future__ import annotations
 
@@ -9,87 +15,14 @@ import numpy as np
 import xarray as xr
 
 from ._version import __version__
-from .baselines import BASELINES, error_from_quality, fill
 from .chunking import apply_policy
-from .cube import as_cube, band_variables, core_first
-from .errors import CubeError, ModelUnavailableError, OptionError
-from .masking import mask_classes
+from .cube import as_cube, band_variables
+from .errors import ModelUnavailableError
+from .fills.baselines import error_from_quality, fill
+from .masking import as_mask, resolve_mask
+from .options import METHODS, STAGES, RemovalOptions
 
 __all__ = ["METHODS", "ModelUnavailableError", "as_mask", "remove"]
-
-#: Every accepted ``method=``; ``"hybrid"`` is the STGAN + CycleGAN model.
-METHODS: tuple[str, ...] = ("hybrid", *BASELINES)
-
-
-def as_mask(mask: Any, cube: xr.DataArray) -> xr.DataArray:
-    """Check a user-supplied cloud mask against a cube and return it as bool ``(time, y, x)``.
-
-    Parameters
-    ----------
-    mask
-        Boolean DataArray with dims ``time, y, x`` (any order) and the cube's sizes.
-        Integer 0/1 masks are accepted; NaN is not.
-    cube
-        The cube the mask belongs to.
-
-    Raises
-    ------
-    CubeError
-        If dims, sizes, dates or the grid differ, or (eager) values are not 0/1.
-
-    Examples
-    --------
-    >>> import xcloudfree
-    >>> cube = xcloudfree.datasets.sample_timeseries().isel(time=[0, 1])
-    >>> as_mask(cube.sel(band="B02") > 0.2, cube).dims
-    ('time', 'y', 'x')
-    """
-    if not isinstance(mask, xr.DataArray):
-        raise CubeError(
-            f"mask must be an xarray.DataArray with dims ('time', 'y', 'x'), got "
-            f"{type(mask).__name__}: wrap it, e.g. xr.DataArray(m, dims=('time', 'y', 'x'))"
-        )
-    if set(mask.dims) != {"time", "y", "x"}:
-        raise CubeError(
-            f"mask dims are {mask.dims}, expected ('time', 'y', 'x'): one mask per date, "
-            "e.g. cube.cloudfree.mask() gives one"
-        )
-    mask = mask.transpose("time", "y", "x")
-    for dim in ("time", "y", "x"):
-        if mask.sizes[dim] != cube.sizes[dim]:
-            raise CubeError(
-                f"mask has {mask.sizes[dim]} {dim} steps but the cube has {cube.sizes[dim]}: "
-                "build the mask from the same cube"
-            )
-    if "time" in mask.coords and not np.array_equal(
-        mask["time"].values.astype("datetime64[ns]"), cube["time"].values.astype("datetime64[ns]")
-    ):
-        raise CubeError(
-            "mask dates differ from the cube's: build the mask from the same cube, or align "
-            "it first, e.g. mask.sel(time=cube.time)"
-        )
-    for dim in ("y", "x"):
-        if dim in mask.coords and dim in cube.coords:
-            step = float(np.abs(np.diff(cube[dim].values[:2])).max()) if cube.sizes[dim] > 1 else 0
-            if not np.allclose(mask[dim].values, cube[dim].values, rtol=0, atol=1e-3 * step):
-                raise CubeError(
-                    f"mask {dim} coordinates differ from the cube's: the mask is on another "
-                    f"grid; reproject or align it first, e.g. mask.interp_like(cube)"
-                )
-    if mask.dtype != bool:
-        if mask.dtype.kind not in "iu":
-            raise CubeError(
-                f"mask has dtype {mask.dtype}: pass a boolean mask, e.g. probability > 0.5"
-            )
-        if mask.chunks is None and not np.isin(mask.values, (0, 1)).all():
-            raise CubeError("mask holds values other than 0 and 1: threshold it first")
-        mask = mask.astype(bool)
-    # Take the cube's coordinates so float rounding in x/y never misaligns the two, and
-    # drop leftovers such as the scalar ``band`` of ``cube.sel(band="B02") > 0.2``.
-    stray = [c for c in mask.coords
-             if c not in mask.dims and (c not in cube.coords or c in cube.dims)]  # fmt: skip
-    mask = mask.drop_vars(stray)
-    return mask.assign_coords({d: cube[d] for d in ("time", "y", "x") if d in cube.coords})
 
 
 def _band_labels(obj: Any) -> Any:
@@ -128,7 +61,7 @@ def remove(
     method
         ``"hybrid"`` (the STGAN + CycleGAN model shipped in the package) or a
         classical method: ``"median"``, ``"nearest"``, ``"interpolate"``,
-        ``"regression"`` (see :mod:`xcloudfree.baselines`).
+        ``"regression"`` (see :mod:`xcloudfree.fills.baselines`).
     mask
         Which pixels to fill: a mask source of :func:`xcloudfree.mask_classes`
         (``"temporal"``, the default for every method, ``"spectral"``, ``"scl"``,
@@ -153,7 +86,7 @@ def remove(
         ``"hybrid"`` only: windows (up to 640 x 640 px plus a 49 px halo each) per
         forward pass. None (default) fits as many as a pixel budget allows (about
         0.16 GB of activations on a CPU, less when little memory is free; 20 GB on a
-        GPU; see :func:`xcloudfree.engine.batch_pixels`). One forward runs at a time
+        GPU; see :func:`xcloudfree.inference.devices.batch_pixels`). One forward runs at a time
         per device and process, whatever the number of dask threads.
     stages
         ``"hybrid"`` only: ``("stgan", "cyclegan")``; one stage alone gives the
@@ -168,7 +101,7 @@ def remove(
         ``"regression"`` and ``"hybrid"``: before filling, learn a per-date
         correction of the regression on the scene's own clear pixels, kept only where
         it beats the plain regression on clear pixels held out of the fit
-        (:mod:`xcloudfree.adaptation`); the hybrid's networks then start from it.
+        (:mod:`xcloudfree.inference.adaptation`); the hybrid's networks then start from it.
         Costs about 1.5-3.5 s per date to fill on two CPU cores, once per scene
         whatever the chunking.
     progress
@@ -189,7 +122,7 @@ def remove(
         (time, y, x): the calibrated expected absolute error of the filled
         reflectance (band mean), 0 where observed, NaN where nothing could be
         filled. ``quality`` is ``1 / (1 + expected_error / 0.01)`` there; see
-        :func:`xcloudfree.baselines.fill`.
+        :func:`xcloudfree.fills.baselines.fill`.
 
     Raises
     ------
@@ -211,84 +144,26 @@ def remove(
     >>> out.reflectance.dtype.name, str(out.rio.crs)
     ('float32', 'EPSG:4326')
     """
-    if method not in METHODS:
-        raise OptionError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
-    stages = tuple([stages] if isinstance(stages, str) else stages)
-    if adapt and method not in ("hybrid", "regression"):
-        raise OptionError(
-            f"adapt= corrects the regression fill, which method={method!r} does not use: "
-            "use method='regression' or 'hybrid' with adapt=True, or drop adapt="
-        )
-    if method != "hybrid":
-        given = {
-            "model=": model is not None, "batch_size=": batch_size is not None,
-            "dtype=": dtype != "float32", "stages=": stages != ("stgan", "cyclegan"),
-        }  # fmt: skip
-        wrong = [name for name, set_ in given.items() if set_]
-        if wrong:
-            raise OptionError(
-                f"{', '.join(wrong)} {'is an option' if len(wrong) == 1 else 'are options'} "
-                f"of method='hybrid', not of {method!r}: "
-                "drop them, or use method='hybrid'"
-            )
-    elif not stages or set(stages) - {"stgan", "cyclegan"}:
-        raise OptionError(
-            f"stages={stages!r}: pass ('stgan', 'cyclegan') (the hybrid), ('stgan',) or "
-            "('cyclegan',)"
-        )
+    options = RemovalOptions.build(
+        method, mask=mask, dilate=dilate, model=model, device=device, batch_size=batch_size,
+        stages=stages, threshold=threshold, dtype=dtype, adapt=adapt, progress=progress,
+    )  # fmt: skip
+    given = mask if options.mask is None else None
     labels = _band_labels(cube)
     cube = as_cube(cube, scale=scale, offset=offset)
-    variables: dict[str, xr.DataArray] = {}
+    if options.engine is not None:
+        from .inference import run
 
-    def resolve(ordered: xr.DataArray) -> xr.DataArray:
-        if isinstance(mask, xr.DataArray):
-            if threshold is not None or dilate is not None:
-                raise OptionError(
-                    "threshold= and dilate= apply to computed masks; a mask DataArray is used "
-                    "as given: grow it first with xcloudfree.masking.dilate_mask(mask, n)"
-                )
-            return as_mask(mask, cube)
-        if mask is not None and not isinstance(mask, str) and not callable(mask):
-            raise CubeError(
-                f"mask must be a mask source name, a callable or a bool (time, y, x) "
-                f"DataArray, got {type(mask).__name__}"
-            )
-        computed = mask_classes(
-            ordered, "temporal" if mask is None else mask, threshold=threshold,
-            dilate=dilate, device=device, progress=progress,
-        )  # fmt: skip
-        variables.update({k: v for k, v in computed.data_vars.items() if k != "cloud_mask"})
-        return computed["cloud_mask"]
-
-    if method == "hybrid" or adapt:
-        from .engine import ADAPT_HALO, TILE, check_options, fill_with_model
-
-        # The engine runs the hybrid's networks or, for the regression with adapt=True,
-        # the adapted regression alone (no stages, a halo for its 3x3 layers).
-        halo = max(ADAPT_HALO, (dilate or 2) + 1)
-        options: dict[str, Any] = {"adapt": bool(adapt), "stages": ()}
-        if method == "hybrid":
-            from .modelcache import get_model, model_ref
-
-            # Fail early, before any work is queued; a model object becomes a small
-            # reference that tasks resolve on their worker.
-            check_options(device, dtype, batch_size, TILE)
-            ref = model_ref(model)
-            net = get_model(ref, device)
-            halo = net.config.halo + 1
-            options.update(
-                model=ref, device=device, batch_size=batch_size, dtype=dtype,
-                stages=tuple(stages),
-            )  # fmt: skip
-        order = [str(b) for b in cube["band"].values]
-        ordered = apply_policy(core_first(cube), halo=halo)
-        applied = resolve(ordered)
-        reflectance, quality = fill_with_model(ordered, applied, progress=progress, **options)
-        reflectance = reflectance.sel(band=order).assign_coords(band=cube["band"])
+        # The hybrid's networks or, for the regression with adapt=True, the adapted
+        # regression alone.
+        out = run(cube, options, given)
+        reflectance, quality = out["reflectance"], out["quality"]
+        variables = dict(out.drop_vars(["reflectance", "quality"]).data_vars)
     else:
         cube = apply_policy(cube, halo=(dilate or 2) + 1)
-        applied = resolve(cube)
-        reflectance, quality = fill(cube, applied, method)
+        variables = dict(resolve_mask(cube, options.mask, given).data_vars)
+        reflectance, quality = fill(cube, variables["cloud_mask"], method)
+    applied = variables.pop("cloud_mask")
     reflectance.name = "reflectance"
     variables = {
         "reflectance": reflectance,
@@ -307,9 +182,9 @@ def remove(
     ds.attrs = {
         "title": "cloud-free Sentinel-2 reflectance",
         "method": method
-        if method != "hybrid" or tuple(stages) == ("stgan", "cyclegan")
-        else f"hybrid ({'+'.join(stages)} only)",
-        **({"adaptation": "per-scene (xcloudfree.adaptation)"} if adapt else {}),
+        if method != "hybrid" or options.engine.stages == STAGES
+        else f"hybrid ({'+'.join(options.engine.stages)} only)",
+        **({"adaptation": "per-scene (xcloudfree.inference.adaptation)"} if adapt else {}),
         "software": f"xcloudfree {__version__}",
         "mask": "user-supplied mask (DataArray)"
         if isinstance(mask, xr.DataArray)
@@ -318,6 +193,7 @@ def remove(
     if method == "hybrid":
         from .models.files import fingerprint
 
-        source = "shipped hybrid_v1" if model is None else f"user model {ref!r}"[:120]
-        ds.attrs["model"] = f"{source} (weights {fingerprint(net)})"
+        ref = options.engine.model
+        source = "shipped hybrid_v1" if ref is None else f"user model {ref!r}"[:120]
+        ds.attrs["model"] = f"{source} (weights {fingerprint(options.engine.network())})"
     return ds

@@ -35,21 +35,23 @@ import xarray as xr
 
 from ..cube import as_cube
 from ..errors import CubeError, OptionError
+from ..options import MASK_SOURCES, MaskOptions
 from .classes import CLEAR, FILLED, NODATA, SHADOW, SNOW, THICK, THIN, class_attrs, from_scl
-from .spectral import cloud_probability as spectral_probability
-from .spectral import dilate_mask
+from .spectral import checked_probability, dilate_mask
 
 __all__ = [
     "MASK_METHODS",
+    "as_mask",
     "cloud_mask",
     "cloud_probability",
     "dilate_mask",
     "mask_classes",
     "pretrained_mask",
+    "resolve_mask",
 ]
 
 #: Named mask sources accepted by ``method=`` (besides a callable).
-MASK_METHODS: tuple[str, ...] = ("temporal", "spectral", "scl", "csmask", "model")
+MASK_METHODS: tuple[str, ...] = MASK_SOURCES
 #: File of the shipped temporal mask network in ``xcloudfree/weights``.
 MASK_WEIGHTS = "mask_v2.pt"
 _DEFAULT_DILATE = 2
@@ -86,7 +88,7 @@ def _days(cube: xr.DataArray) -> np.ndarray:
 
 
 def _temporal_block(block: np.ndarray, *, bands, days, device, progress=None) -> np.ndarray:
-    from ..modelcache import resolve_device
+    from ..inference.devices import resolve_device
     from .temporal import series_probabilities
 
     dev = resolve_device(device)
@@ -96,7 +98,7 @@ def _temporal_block(block: np.ndarray, *, bands, days, device, progress=None) ->
 
 def _temporal_probabilities(cube: xr.DataArray, device: Any, progress: bool) -> xr.DataArray:
     from ..chunking import apply_policy
-    from ..engine import _progress
+    from ..inference.engine import _progress
 
     halo = pretrained_mask().config.halo
     cube = apply_policy(cube, halo=halo)
@@ -206,6 +208,91 @@ def _csmask_classes(cube: xr.DataArray) -> xr.DataArray:
     return cube.isel(band=0, drop=True).copy(data=out)
 
 
+def as_mask(mask: Any, cube: xr.DataArray) -> xr.DataArray:
+    """Check a user-supplied cloud mask against a cube and return it as bool ``(time, y, x)``.
+
+    Parameters
+    ----------
+    mask
+        Boolean DataArray with dims ``time, y, x`` (any order) and the cube's sizes.
+        Integer 0/1 masks are accepted; NaN is not.
+    cube
+        The cube the mask belongs to.
+
+    Raises
+    ------
+    CubeError
+        If dims, sizes, dates or the grid differ, or (eager) values are not 0/1.
+
+    Examples
+    --------
+    >>> import xcloudfree
+    >>> cube = xcloudfree.datasets.sample_timeseries().isel(time=[0, 1])
+    >>> as_mask(cube.sel(band="B02") > 0.2, cube).dims
+    ('time', 'y', 'x')
+    """
+    if not isinstance(mask, xr.DataArray):
+        raise CubeError(
+            f"mask must be an xarray.DataArray with dims ('time', 'y', 'x'), got "
+            f"{type(mask).__name__}: wrap it, e.g. xr.DataArray(m, dims=('time', 'y', 'x'))"
+        )
+    if set(mask.dims) != {"time", "y", "x"}:
+        raise CubeError(
+            f"mask dims are {mask.dims}, expected ('time', 'y', 'x'): one mask per date, "
+            "e.g. cube.cloudfree.mask() gives one"
+        )
+    mask = mask.transpose("time", "y", "x")
+    for dim in ("time", "y", "x"):
+        if mask.sizes[dim] != cube.sizes[dim]:
+            raise CubeError(
+                f"mask has {mask.sizes[dim]} {dim} steps but the cube has {cube.sizes[dim]}: "
+                "build the mask from the same cube"
+            )
+    if "time" in mask.coords and not np.array_equal(
+        mask["time"].values.astype("datetime64[ns]"), cube["time"].values.astype("datetime64[ns]")
+    ):
+        raise CubeError(
+            "mask dates differ from the cube's: build the mask from the same cube, or align "
+            "it first, e.g. mask.sel(time=cube.time)"
+        )
+    for dim in ("y", "x"):
+        if dim in mask.coords and dim in cube.coords:
+            step = float(np.abs(np.diff(cube[dim].values[:2])).max()) if cube.sizes[dim] > 1 else 0
+            if not np.allclose(mask[dim].values, cube[dim].values, rtol=0, atol=1e-3 * step):
+                raise CubeError(
+                    f"mask {dim} coordinates differ from the cube's: the mask is on another "
+                    f"grid; reproject or align it first, e.g. mask.interp_like(cube)"
+                )
+    if mask.dtype != bool:
+        if mask.dtype.kind not in "iu":
+            raise CubeError(
+                f"mask has dtype {mask.dtype}: pass a boolean mask, e.g. probability > 0.5"
+            )
+        if mask.chunks is None and not np.isin(mask.values, (0, 1)).all():
+            raise CubeError("mask holds values other than 0 and 1: threshold it first")
+        mask = mask.astype(bool)
+    # Take the cube's coordinates so float rounding in x/y never misaligns the two, and
+    # drop leftovers such as the scalar ``band`` of ``cube.sel(band="B02") > 0.2``.
+    stray = [c for c in mask.coords
+             if c not in mask.dims and (c not in cube.coords or c in cube.dims)]  # fmt: skip
+    mask = mask.drop_vars(stray)
+    return mask.assign_coords({d: cube[d] for d in ("time", "y", "x") if d in cube.coords})
+
+
+def resolve_mask(
+    cube: xr.DataArray, options: MaskOptions | None, given: xr.DataArray | None = None
+) -> xr.Dataset:
+    """The mask a fill applies to a checked cube: ``given`` as it is, or computed.
+
+    Returns ``cloud_mask`` and, when computed here, ``mask_class`` and (for sources
+    with one) ``cloud_probability``. ``options`` is None exactly when ``given`` is
+    a mask DataArray (see :class:`xcloudfree.options.RemovalOptions`).
+    """
+    if options is None:
+        return xr.Dataset({"cloud_mask": as_mask(given, cube).rename("cloud_mask")})
+    return classes_for(cube, options)
+
+
 def mask_classes(
     cube: xr.DataArray,
     method: str | Callable[[xr.DataArray], xr.DataArray] = "temporal",
@@ -261,20 +348,20 @@ def mask_classes(
     >>> bool((m.cloud_mask == m.mask_class.isin([1, 2, 3])).all())
     True
     """
-    if threshold is not None and not 0 <= threshold <= 1:
-        raise OptionError(f"threshold={threshold} is outside 0-1: pass a probability, e.g. 0.5")
-    if dilate is not None and (not isinstance(dilate, (int, np.integer)) or dilate < 0):
-        raise OptionError(f"dilate={dilate!r} must be a whole number of pixels >= 0, e.g. 2")
-    cube = as_cube(cube, scale=scale, offset=offset)
+    options = MaskOptions(method, threshold=threshold, dilate=dilate, device=device,
+                          progress=progress)  # fmt: skip
+    return classes_for(as_cube(cube, scale=scale, offset=offset), options)
+
+
+def classes_for(cube: xr.DataArray, options: MaskOptions) -> xr.Dataset:
+    """:func:`mask_classes` of a cube already checked by :func:`~xcloudfree.as_cube`.
+
+    ``options`` were validated when built; nothing is checked again here.
+    """
+    method, threshold, dilate = options.source, options.threshold, options.dilate
+    device, progress = options.device, options.progress
     grow = _DEFAULT_DILATE if dilate is None else int(dilate)
     if callable(method):
-        from ..removal import as_mask
-
-        if threshold is not None or dilate is not None:
-            raise OptionError(
-                "threshold= and dilate= apply to computed masks; a callable's mask is used "
-                "as it returns it: threshold or grow it inside the callable"
-            )
         mask = as_mask(method(cube), cube)
         cls = xr.where(mask, THICK, CLEAR).astype(np.uint8)
         ds = xr.Dataset({"cloud_mask": mask, "mask_class": cls})
@@ -291,7 +378,12 @@ def mask_classes(
         label = (f"{net.config.name} {net.config.version} (weights {fingerprint(net)}): "
                  f"p(cloud, haze or shadow) > {cut:g}")  # fmt: skip
     elif method in ("spectral", "model"):
-        prob = spectral_probability(cube, method=method, device=device, progress=progress)
+        engine = None
+        if method == "model":
+            from ..options import EngineOptions
+
+            engine = EngineOptions(device=device)
+        prob = checked_probability(cube, method, engine, progress)
         prob = prob.drop_vars([c for c in prob.coords if c not in prob.dims and c != "spatial_ref"])
         cut = 0.5 if threshold is None else threshold
         if method == "model" and threshold is None:
@@ -302,19 +394,10 @@ def mask_classes(
         classes = xr.where(prob.notnull(), classes, NODATA).astype(np.uint8)
         ds = _from_classes(classes, grow).assign(cloud_probability=prob)
         label = f"{method} cloud test: p(cloud) > {cut:g}"
-    elif method in ("scl", "csmask"):
-        if threshold is not None:
-            raise OptionError(
-                f"threshold= does not apply to method={method!r} (it has classes only)"
-            )
+    else:  # "scl" or "csmask": MaskOptions accepts no other name
         classes = _scl_classes(cube) if method == "scl" else _csmask_classes(cube)
         ds = _from_classes(classes, grow)
         label = "Sentinel-2 SCL" if method == "scl" else "ukis-csmask"
-    else:
-        raise OptionError(
-            f"unknown mask method {method!r}: choose one of {', '.join(MASK_METHODS)}, "
-            "or pass a callable returning a bool (time, y, x) mask"
-        )
     desc = f"{label}, dilated by {grow} px" if not callable(method) else label
     ds["cloud_mask"].attrs = {"long_name": "cloud mask (not usable as clear ground)",
                               "description": desc}  # fmt: skip

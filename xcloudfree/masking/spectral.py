@@ -89,17 +89,31 @@ def cloud_probability(
     (('time', 'y', 'x'), True)
     """
     if method == "model":
-        from ..cube import core_first
-        from ..engine import model_cloud_probability
+        from ..options import EngineOptions
 
-        cube = core_first(as_cube(cube, scale=scale))
-        return model_cloud_probability(
-            cube, model=model, device=device, batch_size=batch_size, dtype=dtype,
-            progress=progress,
-        )  # fmt: skip
+        options = EngineOptions(model=model, device=device, batch_size=batch_size, dtype=dtype)
+        return checked_probability(as_cube(cube, scale=scale), method, options, progress)
     if method != "spectral":
         raise OptionError(f"unknown mask method {method!r}: choose 'spectral' or 'model'")
     cube = as_cube(cube, scale=scale, required_bands=("B02", "B04"))
+    return checked_probability(cube, method)
+
+
+def checked_probability(
+    cube: xr.DataArray, method: str, options: Any = None, progress: bool = False
+) -> xr.DataArray:
+    """:func:`cloud_probability` of a cube already checked by :func:`~xcloudfree.as_cube`.
+
+    ``options`` (:class:`~xcloudfree.options.EngineOptions`, validated) run the
+    ``"model"`` head; the spectral test needs none.
+    """
+    if method == "model":
+        from ..cube import core_first
+        from ..inference.engine import model_cloud_probability
+
+        return model_cloud_probability(core_first(cube), options, progress=progress)
+    if not {"B02", "B04"} <= {str(b) for b in cube["band"].values}:
+        as_cube(cube, required_bands=("B02", "B04"))  # the BandError that names the fix
     blue = cube.sel(band="B02", drop=True)
     red = cube.sel(band="B04", drop=True)
     bright = (blue - BLUE_THRESHOLD) / _BLUE_SOFTNESS

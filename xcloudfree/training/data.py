@@ -12,10 +12,10 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..baselines import _days, fill
 from ..cube import core_first
+from ..fills.baselines import _days, fill
+from ..fills.neighbours import nearest_dates
 from ..masking import cloud_mask, dilate_mask
-from ..neighbours import nearest_dates
 
 __all__ = ["MaskSampler", "Prepared", "Sampler", "prepare_pair"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import xarray as xr
 
-from .errors import CubeError, OptionError
+from ..errors import CubeError, OptionError
 
 __all__ = ["composite"]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ._progress import dask_progress
-from .errors import OptionError
+from .._progress import dask_progress
+from ..errors import OptionError
 
 __all__ = ["FORMATS", "to_cog", "to_zarr", "write_result"]
 
@@ -107,7 +107,7 @@ def to_cog(
     Parameters
     ----------
     result
-        The Dataset from :func:`xcloudfree.remove` or :func:`xcloudfree.composite`;
+        The Dataset from :func:`xcloudfree.remove` or :func:`xcloudfree.fills.composite`;
         computed here if lazy.
     directory
         Created if needed.

@@ -23,46 +23,16 @@ from typing import Any
 
 from distributed import WorkerPlugin
 
-from .errors import OptionError
+from ..errors import OptionError
+from .devices import resolve_device
 
-__all__ = ["ModelPlugin", "get_model", "load_count", "model_ref", "resolve_device"]
+__all__ = ["ModelPlugin", "get_model", "load_count", "model_ref"]
 
 _TOKEN_PREFIX = "xcloudfree-model:"
 # token -> serialized model, in this process (client or worker).
 _REGISTRY: dict[str, bytes] = {}
 _LOCK = threading.Lock()
 _LOADS = [0]
-
-
-def resolve_device(device: Any = "auto"):
-    """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device``.
-
-    Raises
-    ------
-    xcloudfree.errors.OptionError
-        For an unknown device string, or ``"cuda"`` on a machine without a GPU.
-
-    Examples
-    --------
-    >>> resolve_device("cpu")
-    device(type='cpu')
-    """
-    import torch
-
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise OptionError(
-            f"unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'"
-        ) from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise OptionError(
-            f"device={device!r} but torch sees no CUDA GPU here (torch {torch.__version__}): "
-            "use device='auto' or 'cpu', or install a CUDA build of torch"
-        )
-    return dev
 
 
 def load_count() -> int:
@@ -95,7 +65,7 @@ def _load_cached(ref: str, device: str):
 
 @functools.lru_cache(maxsize=8)
 def _load_version(ref: str, device: str, version: tuple[int, int]):
-    from .models.hybrid import for_inference, load_model
+    from ..models.hybrid import for_inference, load_model
 
     _LOADS[0] += 1
     if ref.startswith(_TOKEN_PREFIX):
@@ -111,9 +81,10 @@ def _load_version(ref: str, device: str, version: tuple[int, int]):
     return for_inference(load_model(ref, device=device))
 
 
-def _not_a_model(obj: Any) -> TypeError:
-    return TypeError(
-        f"model must be None (the shipped model), a path or a HybridModel, got {type(obj).__name__}"
+def _not_a_model(obj: Any) -> OptionError:
+    return OptionError(
+        f"model must be None (the shipped model), a path or a HybridModel, got "
+        f"{type(obj).__name__}: pass model=None, or load yours with xcloudfree.load_model(path)"
     )
 
 
@@ -128,7 +99,7 @@ def get_model(ref: Any, device: Any = "auto"):
     >>> get_model(None, "cpu") is get_model(None, "cpu")  # loaded once per process
     True
     """
-    from .models import HybridModel, pretrained
+    from ..models import HybridModel, pretrained
 
     dev = str(resolve_device(device))
     if ref is None:
@@ -195,7 +166,7 @@ def model_ref(model: Any) -> Any:
     >>> ref.startswith("xcloudfree-model:"), type(get_model(ref, "cpu")).__name__
     (True, 'HybridModel')
     """
-    from .models import HybridModel
+    from ..models import HybridModel
 
     if model is None:
         return None

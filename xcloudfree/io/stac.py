@@ -53,9 +53,9 @@ import pandas as pd
 import pystac
 import xarray as xr
 
-from .chunking import chunk_size
-from .cube import DIMS, band_id
-from .errors import BandError, StacError
+from ..chunking import chunk_size
+from ..cube import DIMS, band_id
+from ..errors import BandError, StacError
 
 __all__ = [
     "DEFAULT_BANDS",
@@ -869,7 +869,7 @@ def load_stac(
         angles (``sun_azimuth``, ``sun_elevation``, degrees, per date) where the
         items declare them, and ``scl`` if asked for.  Dask-backed:
         nothing is read until ``.compute()``.  Scale and the baseline 04.00 offset
-        are applied as described in :mod:`xcloudfree.stac`.
+        are applied as described in :mod:`xcloudfree.io.stac`.
 
     Raises
     ------
@@ -879,7 +879,7 @@ def load_stac(
 
     Examples
     --------
-    >>> from xcloudfree.stac import load_stac
+    >>> from xcloudfree.io.stac import load_stac
     >>> cube = load_stac(
     ...     (12.45, 41.85, 12.55, 41.95), "2024-06-01/2024-08-31",
     ...     bands=["blue", "green", "red", "nir"], max_cloud_cover=60,

@@ -18,14 +18,14 @@ The networks are fitted once per scene on at most :data:`WINDOWS` windows of
 :data:`WINDOW` px spread over the region (the whole region when it is smaller), so
 the result does not depend on the chunking, and stored as one small array
 ``(time, parameters + 2)`` that every chunk's task receives (see
-:func:`xcloudfree.engine.fill_with_model`).
+:func:`xcloudfree.inference.engine.fill_with_model`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .baselines import _apply_regression, _gather, _strict_neighbours, _valid
+from ..fills.baselines import _apply_regression, _gather, _strict_neighbours, _valid
 
 __all__ = [
     "HIDDEN", "STEPS", "WINDOW", "WINDOWS", "apply_adapters", "fit_adapters", "n_parameters",

@@ -35,7 +35,7 @@ import dask.array as dsa
 import numpy as np
 import xarray as xr
 
-from .errors import OptionError
+from ..errors import OptionError
 
 __all__ = ["BASELINES", "error_from_quality", "expected_error", "fill", "quality_from_error"]
 
@@ -244,7 +244,8 @@ def _apply_regression(data, valid, days, stats):
         w_next = np.where(has_next, 1.0 / v[tgt, s_next], 0.0)
         p_prev = a[tgt, s_prev] + g[tgt, s_prev] * np.nan_to_num(x_prev)
         p_next = a[tgt, s_next] + g[tgt, s_next] * np.nan_to_num(x_next)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        # +-inf input (kept in its pixel, see the engine) overflows here harmlessly.
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             w = w_prev + w_next
             out[:, k] = (w_prev * p_prev + w_next * p_next) / w
             # The weighted mean's variance, and the sources' spread around it.

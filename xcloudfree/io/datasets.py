@@ -101,7 +101,7 @@ def sample_timeseries(
     )
     cube = cube.rio.write_crs(meta["crs"]).rio.write_transform(transform)
     if bands is not None:
-        from .cube import band_id
+        from ..cube import band_id
 
         cube = cube.sel(band=[band_id(b) for b in bands])
     if chunks is not None:
@@ -146,7 +146,7 @@ def read_geotiff(path: str | os.PathLike, *, time: Any = None, scale: float = 1e
     """
     import re
 
-    from .cube import as_cube
+    from ..cube import as_cube
 
     if time is None:
         found = re.search(r"\d{4}-\d{2}-\d{2}", os.path.basename(os.fspath(path)))
@@ -190,7 +190,7 @@ def read_greenearthnet(
     >>> cube.dims, dlmask.dims  # doctest: +SKIP
     (('time', 'band', 'y', 'x'), ('time', 'y', 'x'))
     """
-    from .cube import as_cube
+    from ..cube import as_cube
 
     ds = xr.open_dataset(path)
     ds = ds.isel(time=np.flatnonzero(ds["s2_avail"].values == 1))

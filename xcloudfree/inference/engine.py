@@ -1,0 +1,399 @@
+"""Running the networks over cubes: windows, batches and the two dask passes.
+
+The one module that runs networks over data, from options already validated
+(:class:`xcloudfree.options.EngineOptions`). A *block* -- the whole array, or
+one dask chunk with its halo -- is cut into windows (:mod:`.tiling`); windows of
+every date to be filled are gathered into full batches for the device
+(:mod:`.devices`), and overlapping windows are blended. Because every kept pixel
+sees its whole receptive field and windows sit on a common even grid, the result
+does not depend on the tiling or the chunking.
+
+On dask the work is two passes, both lazy:
+
+1. per chunk, the cloud mask and the regression statistics of every date pair
+   (summed over the region: the regression base is scene-wide);
+2. per chunk with its halo (:mod:`.halo`), the regression base, the networks and
+   ``quality``.
+
+The statistics and the fill read the input themselves (the fill inside its own
+task) instead of keeping a first read in memory until the sums over the region
+are complete; only the cloud mask, packed to one bit per pixel and date, waits
+between the passes. Halo strips are copied out of neighbouring chunks, so a
+chunk is freed once its own users are done. Peak memory is thus set by the chunk
+size and the number of threads far more than by the region (see
+``benchmarks/memory.py`` for the measured figures).
+
+Models travel as references (:mod:`.modelcache`): each worker process loads a
+model once, and no graph carries one.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import dask.array as dsa
+import numpy as np
+import xarray as xr
+
+from ..fills.baselines import (
+    QUALITY_ATTRS,
+    _apply_regression,
+    _days,
+    _finish,
+    _pair_stats,
+    _valid,
+    expected_error,
+    quality_from_error,
+    regression_stats,
+)
+from ..fills.neighbours import nearest_dates
+from ..options import FEATHER, EngineOptions
+from .devices import batches, release_memory, running
+from .halo import reread, with_halo
+from .modelcache import get_model
+from .tiling import Window, plan_windows
+
+__all__ = [
+    "ADAPT_HALO",
+    "fill_block",
+    "fill_with_model",
+    "model_cloud_probability",
+    "probability_block",
+]
+
+#: Halo of a block when only the adapted regression runs (two 3x3 layers, and a spare).
+ADAPT_HALO = 3
+
+
+def _crop(a: np.ndarray, w: Window) -> np.ndarray:
+    """``a[..., read_y, read_x]`` with the window's edge padding."""
+    out = a[(..., *w.read)]
+    if any(sum(w.pad, ())):
+        out = np.pad(out, [(0, 0)] * (a.ndim - 2) + list(w.pad), mode="edge")
+    return out
+
+
+def _gather(a: np.ndarray, windows: list[Window], index: list | np.ndarray) -> np.ndarray:
+    """Stack ``a[index[j]]`` cropped to ``windows[j]`` for every job ``j`` of a batch."""
+    return np.stack([_crop(a[i], win) for win, i in zip(windows, index, strict=True)])
+
+
+def _relative(keep: tuple[slice, slice], y0: int, x0: int) -> tuple[slice, slice]:
+    """A window's kept region in the coordinates of the core starting at ``(y0, x0)``."""
+    ky, kx = keep
+    return slice(ky.start - y0, ky.stop - y0), slice(kx.start - x0, kx.stop - x0)
+
+
+def _progress(total: int, show: bool, desc: str):
+    from .._progress import progress_bar
+
+    return progress_bar(
+        total=total, desc=desc, unit="batch", disable=not show or total <= 1, leave=False
+    )
+
+
+# ---------------------------------------------------------------- blocks
+
+
+def probability_block(
+    block: np.ndarray,
+    *,
+    options: EngineOptions,
+    origin: tuple[int, int] = (0, 0),
+    core: tuple[tuple[int, int], tuple[int, int]] | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """Cloud probability ``(T, h, w)`` of the ``core`` of a core-first block ``(T, C, H, W)``.
+
+    NaN input stays NaN. ``origin`` is the block's global position (see
+    :mod:`xcloudfree.inference.tiling`); ``core`` the part to return (default: all).
+    """
+    import torch
+
+    net = get_model(options.model, options.device)
+    dev = next(net.parameters()).device
+    t, _, h, w = block.shape
+    (y0, y1), (x0, x1) = core or ((0, h), (0, w))
+    x = np.nan_to_num(block[:, :4].astype(np.float32), copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    out = np.zeros((t, y1 - y0, x1 - x0), np.float32)
+    windows = plan_windows(
+        (h, w), core=core, tile=options.tile, halo=net.config.mask_halo, feather=FEATHER,
+        origin=origin,
+    )  # fmt: skip
+    jobs = [(win, d) for win in windows for d in range(t)]
+    groups = list(batches(jobs, options.batch_size, dev))
+    with running(dev, options.dtype), _progress(len(groups), progress, "cloud mask") as bar:
+        for batch in groups:
+            inp = np.stack([_crop(x[d], win) for win, d in batch])
+            prob = net.cloud_probability(torch.from_numpy(inp).to(dev))[:, 0].float().cpu().numpy()
+            for (win, d), p in zip(batch, prob, strict=True):
+                out[(d, *_relative(win.keep, y0, x0))] += win.weight * p[win.keep_in_read]
+            bar.update()
+    finite = np.isfinite(block[:, :4, y0:y1, x0:x1]).all(1)
+    out[~finite] = np.nan
+    del x
+    release_memory()
+    return out
+
+
+def fill_block(
+    data: np.ndarray,
+    mask: np.ndarray,
+    stats: np.ndarray,
+    adapters: np.ndarray | None = None,
+    *,
+    days: np.ndarray,
+    options: EngineOptions,
+    origin: tuple[int, int] = (0, 0),
+    core: tuple[tuple[int, int], tuple[int, int]] | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """Fill the masked pixels of the ``core`` of one block.
+
+    Parameters
+    ----------
+    data
+        ``(T, C, H, W)`` core-first reflectance (every date).
+    mask
+        ``(T, H, W)`` bool, True where a pixel is to be filled.
+    stats
+        Regression statistics of the whole region
+        (:func:`~xcloudfree.fills.baselines.regression_stats`).
+    adapters
+        Per-scene corrections of the regression (:func:`.adaptation.fit_adapters`), or None.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(T, C + 1, h, w)``: the filled reflectance and, last, ``quality``.
+    """
+    import torch
+
+    h, w = data.shape[-2:]
+    (y0, y1), (x0, x1) = core or ((0, h), (0, w))
+    valid = _valid(data, mask)
+    regression, gap, spread = _apply_regression(data, valid, days, stats)
+    if adapters is not None:
+        from .adaptation import apply_adapters
+
+        # A date's expected error shrinks as its correction did on held-out pixels.
+        ratio = apply_adapters(data, valid, regression, adapters)
+        spread *= np.square(ratio)[:, None, None]
+    base, quality = _finish(data, valid, mask, regression, gap)
+    del regression, valid
+    # Filled pixels get the hybrid's expected error once the networks have run.
+    refill = (mask & np.isfinite(gap))[:, y0:y1, x0:x1]
+    spread = spread[:, y0:y1, x0:x1]
+    del gap
+    nonfinite = ~np.isfinite(data)
+    nan = nonfinite.any(1)
+    # +-inf is no reflectance: read as 0 like NaN (and flagged as cloud below), or the
+    # convolutions would spread it over the whole window.
+    x = np.nan_to_num(data.astype(np.float32), copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    # The filled reflectance and, as its last band, quality: one array, no concatenation.
+    filled = np.empty((x.shape[0], x.shape[1] + 1, y1 - y0, x1 - x0), np.float32)
+    filled[:, -1] = quality[:, y0:y1, x0:x1]
+    del quality
+    out = filled[:, :-1]
+    out[...] = x[:, :, y0:y1, x0:x1]
+    # The networks' cloud input is the fill mask, and nodata counts as cloud.
+    cloud = (mask | nan).astype(np.float32)[:, None]
+    b = np.nan_to_num(base, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    m = mask.astype(np.float32)[:, None]
+    stages = options.stages
+    if stages:
+        net = get_model(options.model, options.device)
+        dev = next(net.parameters()).device
+        neighbours = nearest_dates(days, options.k or net.config.k)
+        windows = plan_windows(
+            (h, w), core=core, tile=options.tile, halo=net.config.halo, feather=FEATHER,
+            origin=origin,
+        )  # fmt: skip
+        # A window is run for a date only where that date has something to fill in it.
+        jobs = [
+            (win, d)
+            for win in windows
+            for d in np.flatnonzero(mask[(slice(None), *win.keep)].any((1, 2)))
+        ]
+        groups = list(batches(jobs, options.batch_size, dev))
+        with running(dev, options.dtype), _progress(len(groups), progress, "filling") as bar:
+            for batch in groups:
+                wins = [win for win, _ in batch]
+                targets = [d for _, d in batch]
+                near = neighbours[targets]
+                arrays = [
+                    _gather(x, wins, near), _gather(cloud, wins, near),
+                    _gather(b, wins, targets), _gather(m, wins, targets),
+                ]  # fmt: skip
+                tensors = [torch.from_numpy(a).to(dev) for a in arrays]
+                pred = net(*tensors, stages=stages).float().cpu().numpy()
+                for win, d, p in zip(wins, targets, pred, strict=True):
+                    here = (d, slice(None), *_relative(win.keep, y0, x0))
+                    # Outside the mask the model returns its input, so adding weighted
+                    # differences equals blending the windows' outputs.
+                    seen = p[(slice(None), *win.keep_in_read)] - x[(d, slice(None), *win.keep)]
+                    out[here] += win.weight * seen
+                bar.update()
+    else:  # the base alone (the regression, adapted to the scene)
+        out[...] = b[:, :, y0:y1, x0:x1]
+    # How far the networks moved the fill from the regression is part of its error.
+    departure = np.square(out - b[:, :, y0:y1, x0:x1]).mean(1) if stages else None
+    method = "hybrid" if stages else "regression"
+    error = np.nan_to_num(expected_error(method, spread, departure), nan=np.inf)
+    score = quality_from_error(error)
+    # A non-finite input value comes back as it was, in its band only: the other bands
+    # of that pixel are valid data and keep theirs (or their fill).
+    given = data[:, :, y0:y1, x0:x1]
+    bad = nonfinite[:, :, y0:y1, x0:x1]
+    out[bad] = given[bad]
+    quality = filled[:, -1]
+    np.copyto(quality, score, where=refill & np.isfinite(quality))
+    del x, b, base, cloud, m, nonfinite, departure, error, score
+    release_memory()
+    return filled
+
+
+# ---------------------------------------------------------------- dask
+
+
+def model_cloud_probability(
+    cube: xr.DataArray, options: EngineOptions | None = None, *, progress: bool = True
+) -> xr.DataArray:
+    """The model's cloud probability ``(time, y, x)`` of a core-first cube, lazy on dask.
+
+    ``options`` says which model runs and how (default: the shipped model, as
+    :class:`~xcloudfree.options.EngineOptions` gives it); ``stages`` and ``adapt``
+    do not apply. ``progress`` shows a bar for numpy input; dask input shows
+    progress through dask's own tools when computed.
+
+    Examples
+    --------
+    >>> import xcloudfree
+    >>> sample = xcloudfree.datasets.sample_timeseries()
+    >>> cube = xcloudfree.cube.core_first(sample.isel(time=[0, 3], y=slice(0, 32), x=slice(0, 32)))
+    >>> p = model_cloud_probability(cube, progress=False)
+    >>> p.dims, float(p.isel(time=0).mean()) > float(p.isel(time=1).mean())
+    (('time', 'y', 'x'), True)
+    """
+    options = options or EngineOptions()
+    net = options.network()
+    fn = functools.partial(probability_block, options=options)
+    coords = {k: v for k, v in cube.coords.items() if "band" not in v.dims}
+    if cube.chunks is None:
+        prob = fn(np.asarray(cube.values), progress=progress)
+    else:
+        data = cube.data.rechunk({1: -1})
+        prob = with_halo(
+            fn, [data], net.config.mask_halo + 1, out_chunks=(data.chunks[0], *data.chunks[2:])
+        )
+    return xr.DataArray(
+        prob, dims=("time", "y", "x"), coords=coords, name="cloud_probability",
+        attrs={"long_name": "cloud probability", "units": "1", "source": "xcloudfree mask head"},
+    )  # fmt: skip
+
+
+def _unpack_then_fill(data, packed, stats, adapters=None, *, dates: int, origin, core, **kwargs):
+    mask = np.unpackbits(packed[:, 0], axis=0, count=dates).astype(bool)
+    return fill_block(data, mask, stats, adapters, origin=origin, core=core, **kwargs)
+
+
+def _adapters(data, mask, stats, days):
+    """The per-scene corrections (:mod:`xcloudfree.inference.adaptation`), lazily on dask."""
+    from .adaptation import fit_adapters, n_parameters, training_windows
+
+    windows = training_windows(data.shape[2:])
+    crops = [data[:, :, ys, xs] for ys, xs in windows]
+    masks = [mask[:, ys, xs] for ys, xs in windows]
+    need = mask.any(axis=(1, 2))
+    if isinstance(data, np.ndarray):
+        return fit_adapters(crops, masks, need, stats, days=days)
+    import dask
+
+    fitted = dask.delayed(fit_adapters, pure=True)(crops, masks, need, stats, days=days)
+    shape = (data.shape[0], n_parameters(data.shape[1]) + 2)
+    return dsa.from_delayed(fitted, shape, dtype=np.float32)
+
+
+def fill_with_model(
+    cube: xr.DataArray,
+    mask: xr.DataArray,
+    options: EngineOptions | None = None,
+    *,
+    progress: bool = True,
+) -> tuple[xr.DataArray, xr.DataArray]:
+    """Fill every masked pixel of a core-first cube with the model; lazy on dask.
+
+    Parameters
+    ----------
+    cube
+        Core-first ``(time, band, y, x)`` reflectance; on dask, time and band must
+        each be one chunk (see :func:`xcloudfree.chunking.apply_policy`).
+    mask
+        ``(time, y, x)`` bool, True where a pixel is to be filled.
+    options
+        Which model runs and how (:class:`~xcloudfree.options.EngineOptions`;
+        default: the shipped hybrid). With ``stages=()`` no network runs: the
+        (adapted) regression alone is returned.
+    progress
+        Show a progress bar (numpy input; for dask use dask's progress tools).
+
+    Returns
+    -------
+    reflectance, quality : xarray.DataArray
+        The filled cube (like ``cube``, float32) and ``quality`` (time, y, x) as
+        defined in :func:`xcloudfree.fills.baselines.fill`.
+
+    Examples
+    --------
+    >>> import xcloudfree
+    >>> sample = xcloudfree.datasets.sample_timeseries()
+    >>> crop = sample.isel(time=slice(12, 16), y=slice(0, 32), x=slice(0, 32))
+    >>> cube = xcloudfree.cube.core_first(crop)
+    >>> mask = xcloudfree.cloud_mask(cube, dilate=2)
+    >>> refl, quality = fill_with_model(cube, mask, progress=False)
+    >>> refl.dims, refl.dtype.name, quality.name
+    (('time', 'band', 'y', 'x'), 'float32', 'quality')
+    """
+    options = options or EngineOptions()
+    # Without stages only the (adapted) regression runs: its 3x3 layers read 2 px.
+    halo = options.network().config.halo + 1 if options.stages else ADAPT_HALO
+    c = cube.sizes["band"]
+    days = _days(cube["time"].values)
+    fn = functools.partial(fill_block, days=days, options=options)
+    mask = mask.transpose("time", "y", "x")
+    if cube.chunks is None and mask.chunks is None:
+        data = np.asarray(cube.values, dtype=np.float32)
+        m = np.asarray(mask.values, dtype=bool)
+        stats = _pair_stats(data, _valid(data, m))
+        adapters = _adapters(data, m, stats, days) if options.adapt else None
+        both = fn(data, m, stats, adapters, progress=progress)
+    else:
+        data = dsa.asarray(cube.data).astype(np.float32)
+        if len(data.chunks[0]) > 1 or len(data.chunks[1]) > 1:
+            raise ValueError(
+                "fill_with_model needs time and band in one chunk each: "
+                "use xcloudfree.chunking.apply_policy(cube, halo=...) first"
+            )
+        m = dsa.asarray(mask.data).astype(bool).rechunk(data.chunks[:1] + data.chunks[2:])
+        # Each pass reads the input itself: a first read kept for later users (the
+        # statistics wait for the mask, the fill for the statistics of the whole region)
+        # would pin every chunk of the region in memory.
+        stats = regression_stats(reread(data, "stats"), m)
+        t = data.shape[0]
+        packed = m.map_blocks(
+            np.packbits, axis=0, dtype=np.uint8, chunks=((-(-t // 8),), *m.chunks[1:])
+        )[:, None]
+        fill = functools.partial(_unpack_then_fill, dates=t, **fn.keywords)
+        extra = (stats,)
+        if options.adapt:
+            extra = (stats, _adapters(reread(data, "adapt"), m, stats, days))
+        both = with_halo(
+            fill, [data, packed], halo, extra=extra, inline_first=True,
+            out_chunks=((t,), (c + 1,), *data.chunks[2:]),
+        )  # fmt: skip
+    reflectance = cube.copy(data=both[:, :c])
+    coords = {k: v for k, v in cube.coords.items() if "band" not in v.dims}
+    quality = xr.DataArray(
+        both[:, c], dims=("time", "y", "x"), coords=coords, name="quality", attrs=QUALITY_ATTRS
+    )
+    return reflectance, quality
