@@ -26,6 +26,7 @@ from xcloudfree import metrics
 RUNS = {
     "regression": {"method": "regression"},
     "regression + adapt": {"method": "regression", "adapt": True},
+    "hybrid, no guard": {"method": "hybrid", "guard": False},
     "hybrid": {"method": "hybrid"},
     "hybrid + adapt": {"method": "hybrid", "adapt": True},
 }

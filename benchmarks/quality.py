@@ -20,7 +20,8 @@ Masks: ``own`` is the library's default (the temporal mask network, as applied b
 ``remove()``); ``reference`` is the laid clouds OR the other dates' reference
 (L1C: the spectral test; L2A: the dlmask, every class). Methods: ``hybrid``
 (STGAN + CycleGAN), ``stgan`` only, ``cyclegan`` only (the refiner on the
-regression base), each with the own mask; the four classical baselines with the
+regression base), each with the own mask (``hybrid`` with its guard, the rest without:
+what each network does on its own); the four classical baselines with the
 own and the reference mask; and the ``regression`` fill with the other mask
 sources (``spectral``, ``model`` = the hybrid's old mask head, ``csmask`` =
 ukis-csmask where installed).
@@ -96,8 +97,11 @@ def simulated_case(name, cube, sim, truth_mask) -> list[dict]:
     model_out, seconds = _run(sim.cloudy, "hybrid", own)
     rows.append({"case": name, "method": "hybrid", "mask": "own",
                  **_score(model_out, sim, clear_dates, seconds + mask_seconds)})  # fmt: skip
+    out, seconds = _run(sim.cloudy, "hybrid", own, guard=False)
+    rows.append({"case": name, "method": "hybrid, no guard", "mask": "own",
+                 **_score(out, sim, clear_dates, seconds + mask_seconds)})  # fmt: skip
     for stages in (("stgan",), ("cyclegan",)):
-        out, seconds = _run(sim.cloudy, "hybrid", own, stages=stages)
+        out, seconds = _run(sim.cloudy, "hybrid", own, stages=stages, guard=False)
         rows.append({"case": name, "method": f"{stages[0]} only", "mask": "own",
                      **_score(out, sim, clear_dates, seconds)})  # fmt: skip
     for method in xcloudfree.BASELINES:

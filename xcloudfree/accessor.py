@@ -84,7 +84,7 @@ class CloudFreeAccessor:
         **kwargs: Any,
     ) -> xr.Dataset:  # fmt: skip
         """Cloud-free composites per period: :func:`xcloudfree.remove` (``method`` and
-        ``**kwargs``) then :func:`xcloudfree.fills.composite` (``freq``, ``min_quality``)."""
+        ``**kwargs``) then :func:`xcloudfree.composite` (``freq``, ``min_quality``)."""
         return composite(remove(self._obj, method, **kwargs), freq, min_quality=min_quality)
 
     plot = _bind(plot)
@@ -140,7 +140,7 @@ class CloudFreeResultAccessor:
 
     def composite(self, freq: str = "1MS", *, min_quality: float = 0.0) -> xr.Dataset:
         """Quality-weighted composites of a result per period; see
-        :func:`xcloudfree.fills.composite`."""
+        :func:`xcloudfree.composite`."""
         return composite(self._result("quality"), freq, min_quality=min_quality)
 
     def plot(self, cube: xr.DataArray | None = None, **kwargs: Any) -> Figure:

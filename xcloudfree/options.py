@@ -111,7 +111,8 @@ class EngineOptions:
     ``model`` is kept as a reference (None for the shipped model, a path, or the
     token of a registered :class:`~xcloudfree.models.HybridModel`), so the object
     stays small whatever the model. ``stages=()`` runs no network: the engine then
-    gives the (adapted) regression alone.
+    gives the (adapted) regression alone. ``guard`` lets the scene weigh the
+    networks' change to the base per date (:mod:`xcloudfree.inference.guard`).
 
     Examples
     --------
@@ -131,6 +132,7 @@ class EngineOptions:
     stages: tuple[str, ...] = STAGES
     k: int | None = None
     adapt: bool = False
+    guard: bool = True
 
     def __post_init__(self) -> None:
         from .inference.devices import resolve_device
@@ -203,6 +205,7 @@ class RemovalOptions:
         threshold: float | None = None,
         dtype: str = "float32",
         adapt: bool = False,
+        guard: bool = True,
         progress: bool = True,
     ) -> RemovalOptions:
         """Validate the keyword arguments of :func:`xcloudfree.remove` (bar the cube's own)."""
@@ -218,6 +221,7 @@ class RemovalOptions:
             given = {
                 "model=": model is not None, "batch_size=": batch_size is not None,
                 "dtype=": dtype != "float32", "stages=": stages != STAGES,
+                "guard=": guard is not True,
             }  # fmt: skip
             wrong = [name for name, set_ in given.items() if set_]
             if wrong:
@@ -250,7 +254,7 @@ class RemovalOptions:
         if method == "hybrid":
             engine = EngineOptions(
                 model=model, device=device, batch_size=batch_size, dtype=dtype, stages=stages,
-                adapt=bool(adapt),
+                adapt=bool(adapt), guard=bool(guard),
             )  # fmt: skip
         elif adapt:  # the adapted regression runs in the engine, without networks
             engine = EngineOptions(device=device, stages=(), adapt=True)

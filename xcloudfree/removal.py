@@ -49,6 +49,7 @@ def remove(
     threshold: float | None = None,
     dtype: str = "float32",
     adapt: bool = False,
+    guard: bool = True,
     progress: bool = True,
 ) -> xr.Dataset:
     """Remove clouds from a Sentinel-2 cube.
@@ -104,6 +105,13 @@ def remove(
         (:mod:`xcloudfree.inference.adaptation`); the hybrid's networks then start from it.
         Costs about 1.5-3.5 s per date to fill on two CPU cores, once per scene
         whatever the chunking.
+    guard
+        ``"hybrid"`` only: let the scene weigh the networks. Before filling, the
+        scene's own cloud shapes are laid over clear pixels of each date, and the
+        date keeps only the share of the networks' change to the regression base
+        that brings those pixels closer to their known values
+        (:mod:`xcloudfree.inference.guard`; 0 gives the base back). ``False`` keeps
+        the networks' output whole, as for the ablations.
     progress
         Show progress bars while numpy (eager) input is processed. Dask input is
         lazy: see its progress with ``dask.diagnostics.ProgressBar`` or
@@ -146,7 +154,8 @@ def remove(
     """
     options = RemovalOptions.build(
         method, mask=mask, dilate=dilate, model=model, device=device, batch_size=batch_size,
-        stages=stages, threshold=threshold, dtype=dtype, adapt=adapt, progress=progress,
+        stages=stages, threshold=threshold, dtype=dtype, adapt=adapt, guard=guard,
+        progress=progress,
     )  # fmt: skip
     given = mask if options.mask is None else None
     labels = _band_labels(cube)

@@ -7,7 +7,7 @@
     which other dates a fill draws from;
 :mod:`.composite`
     cloud-free composites per period from a result of :func:`xcloudfree.remove`
-    (:func:`xcloudfree.fills.composite`).
+    (:func:`xcloudfree.composite`).
 """
 
 from .baselines import BASELINES, fill

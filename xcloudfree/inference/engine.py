@@ -141,9 +141,11 @@ def fill_block(
     mask: np.ndarray,
     stats: np.ndarray,
     adapters: np.ndarray | None = None,
+    guard: np.ndarray | None = None,
     *,
     days: np.ndarray,
     options: EngineOptions,
+    dates: np.ndarray | None = None,
     origin: tuple[int, int] = (0, 0),
     core: tuple[tuple[int, int], tuple[int, int]] | None = None,
     progress: bool = False,
@@ -161,6 +163,13 @@ def fill_block(
         (:func:`~xcloudfree.fills.baselines.regression_stats`).
     adapters
         Per-scene corrections of the regression (:func:`.adaptation.fit_adapters`), or None.
+    guard
+        ``(T,)``: the share of the networks' departure from the base each date keeps
+        (:func:`.guard.fit_guard`), or None to keep all of it.
+    dates
+        ``(T,)`` bool: the dates the networks run on, or None for every date. For the
+        guard's trial fills, which score only some dates; the others' masked pixels
+        then keep their input.
 
     Returns
     -------
@@ -183,6 +192,9 @@ def fill_block(
     del regression, valid
     # Filled pixels get the hybrid's expected error once the networks have run.
     refill = (mask & np.isfinite(gap))[:, y0:y1, x0:x1]
+    # With no clear observation of a pixel on any date there is nothing to fill from:
+    # the input is kept (and quality says 0), never a guess from cloud.
+    unfilled = (mask & ~np.isfinite(gap))[:, y0:y1, x0:x1]
     spread = spread[:, y0:y1, x0:x1]
     del gap
     nonfinite = ~np.isfinite(data)
@@ -210,10 +222,11 @@ def fill_block(
             origin=origin,
         )  # fmt: skip
         # A window is run for a date only where that date has something to fill in it.
+        todo = mask if dates is None else mask & dates[:, None, None]
         jobs = [
             (win, d)
             for win in windows
-            for d in np.flatnonzero(mask[(slice(None), *win.keep)].any((1, 2)))
+            for d in np.flatnonzero(todo[(slice(None), *win.keep)].any((1, 2)))
         ]
         groups = list(batches(jobs, options.batch_size, dev))
         with running(dev, options.dtype), _progress(len(groups), progress, "filling") as bar:
@@ -234,6 +247,11 @@ def fill_block(
                     seen = p[(slice(None), *win.keep_in_read)] - x[(d, slice(None), *win.keep)]
                     out[here] += win.weight * seen
                 bar.update()
+        if guard is not None:
+            core_base = b[:, :, y0:y1, x0:x1]
+            out -= core_base
+            out *= guard[:, None, None, None]
+            out += core_base
     else:  # the base alone (the regression, adapted to the scene)
         out[...] = b[:, :, y0:y1, x0:x1]
     # How far the networks moved the fill from the regression is part of its error.
@@ -246,6 +264,7 @@ def fill_block(
     given = data[:, :, y0:y1, x0:x1]
     bad = nonfinite[:, :, y0:y1, x0:x1]
     out[bad] = given[bad]
+    np.copyto(out, given, where=unfilled[:, None])
     quality = filled[:, -1]
     np.copyto(quality, score, where=refill & np.isfinite(quality))
     del x, b, base, cloud, m, nonfinite, departure, error, score
@@ -292,26 +311,75 @@ def model_cloud_probability(
     )  # fmt: skip
 
 
-def _unpack_then_fill(data, packed, stats, adapters=None, *, dates: int, origin, core, **kwargs):
+def _unpack_then_fill(data, packed, stats, *scene, names, dates: int, origin, core, **kwargs):
     mask = np.unpackbits(packed[:, 0], axis=0, count=dates).astype(bool)
-    return fill_block(data, mask, stats, adapters, origin=origin, core=core, **kwargs)
+    fits = dict(zip(names, scene, strict=True))
+    return fill_block(data, mask, stats, **fits, origin=origin, core=core, **kwargs)
 
 
-def _adapters(data, mask, stats, days):
-    """The per-scene corrections (:mod:`xcloudfree.inference.adaptation`), lazily on dask."""
+def _fit_on_blocks(*blocks, fit, n: int, out_shape, **kwargs):
+    # blocks: n crops, n masks, then the other whole arrays (stats, ...).
+    crops, masks, rest = blocks[:n], blocks[n : 2 * n], blocks[2 * n :]
+    return np.asarray(fit(list(crops), list(masks), *rest, **kwargs), np.float32).reshape(out_shape)
+
+
+def _lazy_fit(fit, crops, masks, extra, out_shape, **kwargs) -> dsa.Array:
+    """``fit(crops, masks, *extra, **kwargs)`` as a one-chunk dask array.
+
+    Built with :func:`dask.array.blockwise` (every input given whole to one task)
+    rather than :func:`dask.delayed`, which would copy the graphs of its array
+    arguments -- the cloud mask's among them -- and so compute the mask twice.
+    """
+    args: list = []
+    for k, a in enumerate([*crops, *masks, *extra]):
+        args += [a, tuple(f"a{k}_{d}" for d in range(a.ndim))]
+    index = tuple(f"out{d}" for d in range(len(out_shape)))
+    return dsa.blockwise(
+        _fit_on_blocks, index, *args, new_axes=dict(zip(index, out_shape)), concatenate=True,
+        dtype=np.float32, meta=np.empty((0,) * len(out_shape), np.float32), fit=fit,
+        n=len(crops), out_shape=out_shape, **kwargs,
+    )  # fmt: skip
+
+
+def _scene_fits(data, mask, stats, days, options: EngineOptions) -> dict:
+    """What is fitted once per scene before the fill, lazily on dask.
+
+    The per-scene corrections of the regression (:mod:`.adaptation`, with
+    ``adapt``) and the networks' guard (:mod:`.guard`, with stages and ``guard``),
+    both on the same windows spread over the region.
+    """
     from .adaptation import fit_adapters, n_parameters, training_windows
+    from .guard import fit_guard
 
     windows = training_windows(data.shape[2:])
-    crops = [data[:, :, ys, xs] for ys, xs in windows]
+    eager = isinstance(data, np.ndarray)
+    # On dask each window is read again for the fits (never held from another pass),
+    # and only the chunks under the windows are read.
+    crops = [
+        data[:, :, ys, xs] if eager else reread(data[:, :, ys, xs], f"window{i}")
+        for i, (ys, xs) in enumerate(windows)
+    ]
     masks = [mask[:, ys, xs] for ys, xs in windows]
-    need = mask.any(axis=(1, 2))
-    if isinstance(data, np.ndarray):
-        return fit_adapters(crops, masks, need, stats, days=days)
-    import dask
-
-    fitted = dask.delayed(fit_adapters, pure=True)(crops, masks, need, stats, days=days)
-    shape = (data.shape[0], n_parameters(data.shape[1]) + 2)
-    return dsa.from_delayed(fitted, shape, dtype=np.float32)
+    t, c = data.shape[:2]
+    fits: dict = {}
+    if options.adapt:
+        need = mask.any(axis=(1, 2))
+        if eager:
+            fits["adapters"] = fit_adapters(crops, masks, need, stats, days=days)
+        else:
+            fits["adapters"] = _lazy_fit(
+                fit_adapters, crops, masks, (need, stats), (t, n_parameters(c) + 2), days=days
+            )
+    if options.stages and options.guard:
+        adapters = fits.get("adapters")
+        if eager:
+            fits["guard"] = fit_guard(crops, masks, stats, adapters, days=days, options=options)
+        else:
+            extra = (stats,) if adapters is None else (stats, adapters)
+            fits["guard"] = _lazy_fit(
+                fit_guard, crops, masks, extra, (t,), days=days, options=options
+            )
+    return fits
 
 
 def fill_with_model(
@@ -365,8 +433,7 @@ def fill_with_model(
         data = np.asarray(cube.values, dtype=np.float32)
         m = np.asarray(mask.values, dtype=bool)
         stats = _pair_stats(data, _valid(data, m))
-        adapters = _adapters(data, m, stats, days) if options.adapt else None
-        both = fn(data, m, stats, adapters, progress=progress)
+        both = fn(data, m, stats, **_scene_fits(data, m, stats, days, options), progress=progress)
     else:
         data = dsa.asarray(cube.data).astype(np.float32)
         if len(data.chunks[0]) > 1 or len(data.chunks[1]) > 1:
@@ -383,10 +450,11 @@ def fill_with_model(
         packed = m.map_blocks(
             np.packbits, axis=0, dtype=np.uint8, chunks=((-(-t // 8),), *m.chunks[1:])
         )[:, None]
-        fill = functools.partial(_unpack_then_fill, dates=t, **fn.keywords)
-        extra = (stats,)
-        if options.adapt:
-            extra = (stats, _adapters(reread(data, "adapt"), m, stats, days))
+        fits = {}
+        if options.adapt or (options.stages and options.guard):
+            fits = _scene_fits(data, m, stats, days, options)
+        fill = functools.partial(_unpack_then_fill, names=tuple(fits), dates=t, **fn.keywords)
+        extra = (stats, *fits.values())
         both = with_halo(
             fill, [data, packed], halo, extra=extra, inline_first=True,
             out_chunks=((t,), (c + 1,), *data.chunks[2:]),

@@ -107,7 +107,7 @@ def to_cog(
     Parameters
     ----------
     result
-        The Dataset from :func:`xcloudfree.remove` or :func:`xcloudfree.fills.composite`;
+        The Dataset from :func:`xcloudfree.remove` or :func:`xcloudfree.composite`;
         computed here if lazy.
     directory
         Created if needed.
