@@ -10,7 +10,7 @@ import xcloudfree
 from xcloudfree import metrics
 from xcloudfree.fills.baselines import _days, _pair_stats, _valid
 from xcloudfree.inference.adaptation import training_windows
-from xcloudfree.inference.guard import fit_guard
+from xcloudfree.inference.guard import WINDOWS, fit_guard
 from xcloudfree.models import HybridModel, pretrained
 from xcloudfree.options import EngineOptions
 
@@ -51,7 +51,7 @@ def test_guard_weights_are_per_date_shares_and_chunking_free(sim):
     data = cube.values.astype(np.float32)
     mask = sim.true_mask.transpose("time", "y", "x").values
     stats = _pair_stats(data, _valid(data, mask))
-    windows = training_windows(data.shape[2:])
+    windows = training_windows(data.shape[2:], WINDOWS)
     crops = [data[:, :, ys, xs] for ys, xs in windows]
     masks = [mask[:, ys, xs] for ys, xs in windows]
     days = _days(cube.time.values)

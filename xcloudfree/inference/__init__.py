@@ -16,7 +16,9 @@ one module per concern:
 :mod:`.tiling`
     windows of a block on a common grid, so results do not depend on the chunking;
 :mod:`.adaptation`
-    the per-scene correction of the regression base learned from the scene itself.
+    the per-scene correction of the regression base learned from the scene itself;
+:mod:`.guard`
+    how much of the networks' change each date keeps, measured on the scene itself.
 
 The networks themselves (pure torch) are in :mod:`xcloudfree.models`; options
 arrive validated (:mod:`xcloudfree.options`). A second learned method needs a

@@ -69,17 +69,21 @@ def n_parameters(bands: int) -> int:
     return sum(p.numel() for p in _network(bands).parameters())
 
 
-def training_windows(shape: tuple[int, int]) -> list[tuple[slice, slice]]:
-    """Up to :data:`WINDOWS` windows of :data:`WINDOW` px spread over a ``(y, x)`` region."""
+def training_windows(shape: tuple[int, int], count: int = WINDOWS) -> list[tuple[slice, slice]]:
+    """Up to ``count`` windows of :data:`WINDOW` px spread over a ``(y, x)`` region."""
     per_axis = []
     for size in shape:
         if size <= WINDOW:
             per_axis.append([slice(0, size)])
             continue
-        n = min(int(np.ceil(np.sqrt(WINDOWS))), size // WINDOW)
+        n = min(int(np.ceil(np.sqrt(count))), size // WINDOW)
         starts = np.linspace(0, size - WINDOW, n).round().astype(int)
         per_axis.append([slice(s, s + WINDOW) for s in starts])
-    return [(ys, xs) for ys in per_axis[0] for xs in per_axis[1]][:WINDOWS]
+    grid = [(ys, xs) for ys in per_axis[0] for xs in per_axis[1]]
+    if len(grid) <= count:
+        return grid
+    # Fewer than the grid holds: spread along it (2 of a 2 x 2 grid: the diagonal).
+    return [grid[i] for i in np.linspace(0, len(grid) - 1, count).round().astype(int)]
 
 
 def _inputs(data: np.ndarray, prev: np.ndarray, nxt: np.ndarray, regression: np.ndarray):

@@ -348,21 +348,26 @@ def _scene_fits(data, mask, stats, days, options: EngineOptions) -> dict:
     ``adapt``) and the networks' guard (:mod:`.guard`, with stages and ``guard``),
     both on the same windows spread over the region.
     """
+    from .adaptation import WINDOWS as ADAPT_WINDOWS
     from .adaptation import fit_adapters, n_parameters, training_windows
-    from .guard import fit_guard
+    from .guard import WINDOWS, fit_guard
 
-    windows = training_windows(data.shape[2:])
     eager = isinstance(data, np.ndarray)
-    # On dask each window is read again for the fits (never held from another pass),
-    # and only the chunks under the windows are read.
-    crops = [
-        data[:, :, ys, xs] if eager else reread(data[:, :, ys, xs], f"window{i}")
-        for i, (ys, xs) in enumerate(windows)
-    ]
-    masks = [mask[:, ys, xs] for ys, xs in windows]
+
+    def windows(count):
+        # On dask each window is read again for the fits (never held from another
+        # pass), and only the chunks under the windows are read.
+        spans = training_windows(data.shape[2:], count)
+        crops = [
+            data[:, :, ys, xs] if eager else reread(data[:, :, ys, xs], f"window{count}-{i}")
+            for i, (ys, xs) in enumerate(spans)
+        ]
+        return crops, [mask[:, ys, xs] for ys, xs in spans]
+
     t, c = data.shape[:2]
     fits: dict = {}
     if options.adapt:
+        crops, masks = windows(ADAPT_WINDOWS)
         need = mask.any(axis=(1, 2))
         if eager:
             fits["adapters"] = fit_adapters(crops, masks, need, stats, days=days)
@@ -371,6 +376,7 @@ def _scene_fits(data, mask, stats, days, options: EngineOptions) -> dict:
                 fit_adapters, crops, masks, (need, stats), (t, n_parameters(c) + 2), days=days
             )
     if options.stages and options.guard:
+        crops, masks = windows(WINDOWS)
         adapters = fits.get("adapters")
         if eager:
             fits["guard"] = fit_guard(crops, masks, stats, adapters, days=days, options=options)

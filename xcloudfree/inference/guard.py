@@ -17,8 +17,8 @@ the weight pooled over the dates that have them; a scene with no such date at al
 
 Dates are simulated in two interleaved groups, so that a date's nearest
 neighbours keep their clear pixels as they do under real clouds. The weights are
-fitted once per scene on the windows of :func:`.adaptation.training_windows`, so
-they do not depend on the chunking.
+fitted once per scene on :data:`WINDOWS` windows spread over the region
+(:func:`.adaptation.training_windows`), so they do not depend on the chunking.
 """
 
 from __future__ import annotations
@@ -27,8 +27,11 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["MIN_PIXELS", "fit_guard"]
+__all__ = ["MIN_PIXELS", "WINDOWS", "fit_guard"]
 
+#: Windows (of :data:`.adaptation.WINDOW` px) the guard simulates on: half the
+#: adaptation's, as its trial fills cost as much as the fill of the windows itself.
+WINDOWS = 2
 #: Simulated pixels (all bands) a date needs for a weight of its own.
 MIN_PIXELS = 400
 #: Share of a date's clear pixels the laid cloud should cover (the donor date is the
@@ -53,6 +56,33 @@ def _donors(mask: np.ndarray, usable: np.ndarray) -> np.ndarray:
         if np.isfinite(cover[best]):
             sim[d] = mask[best] & usable[d]
     return sim
+
+
+def _window_sums(data, mask, stats, adapters, *, days, options) -> np.ndarray:
+    """``(3, T)``: per date, sum((truth - base) * (net - base)), sum((net - base)^2), count."""
+    from .engine import fill_block
+
+    data = data.astype(np.float32)
+    out = np.zeros((3, data.shape[0]))
+    usable = ~mask & np.isfinite(data).all(1)
+    sim = _donors(mask, usable)
+    base_only = dataclasses.replace(options, stages=())
+    for group in (slice(0, None, 2), slice(1, None, 2)):
+        laid = np.zeros_like(sim)
+        laid[group] = sim[group]
+        if not laid.any():
+            continue
+        trial = mask | laid
+        # The networks fill only this group's dates: the others are not scored.
+        net = fill_block(
+            data, trial, stats, adapters, days=days, options=options, dates=laid.any((1, 2))
+        )[:, :-1]
+        base = fill_block(data, trial, stats, adapters, days=days, options=base_only)[:, :-1]
+        where = laid[:, None] & np.isfinite(net) & np.isfinite(base)
+        e = np.where(where, data - base, 0.0)
+        n = np.where(where, net - base, 0.0)
+        out += [(e * n).sum((1, 2, 3)), (n * n).sum((1, 2, 3)), where.sum((1, 2, 3))]
+    return out
 
 
 def fit_guard(
@@ -83,33 +113,14 @@ def fit_guard(
     numpy.ndarray
         ``(T,)`` float32 in 0-1.
     """
-    from .engine import fill_block
+    from .devices import release_memory
 
     t = windows[0].shape[0]
-    base_only = dataclasses.replace(options, stages=())
-    num, den, count = np.zeros(t), np.zeros(t), np.zeros(t)
+    sums = np.zeros((3, t))  # sum(e * n), sum(n * n), count, per date
     for data, mask in zip(windows, masks, strict=True):
-        data = data.astype(np.float32)
-        usable = ~mask & np.isfinite(data).all(1)
-        sim = _donors(mask, usable)
-        for group in (slice(0, None, 2), slice(1, None, 2)):
-            laid = np.zeros_like(sim)
-            laid[group] = sim[group]
-            if not laid.any():
-                continue
-            trial = mask | laid
-            # The networks fill only this group's dates: the others are not scored.
-            net = fill_block(
-                data, trial, stats, adapters, days=days, options=options,
-                dates=laid.any((1, 2)),
-            )[:, :-1]  # fmt: skip
-            base = fill_block(data, trial, stats, adapters, days=days, options=base_only)[:, :-1]
-            where = laid[:, None] & np.isfinite(net) & np.isfinite(base)
-            e = np.where(where, data - base, 0.0)
-            n = np.where(where, net - base, 0.0)
-            num += (e * n).sum((1, 2, 3))
-            den += (n * n).sum((1, 2, 3))
-            count += where.sum((1, 2, 3))
+        sums += _window_sums(data, mask, stats, adapters, days=days, options=options)
+    release_memory()  # before the fill's own big arrays (see .devices.release_memory)
+    num, den, count = sums
     own = (count >= MIN_PIXELS) & (den > 0)
     pooled = num[own].sum() / den[own].sum() if own.any() else 0.0
     with np.errstate(invalid="ignore", divide="ignore"):
