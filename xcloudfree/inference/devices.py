@@ -19,7 +19,6 @@ from ..errors import OptionError
 
 __all__ = [
     "BATCH_PIXELS",
-    "DTYPES",
     "batch_pixels",
     "batches",
     "release_memory",
@@ -38,8 +37,6 @@ BATCH_PIXELS = {"cpu": 2**16, "cuda": 2**23}
 BYTES_PER_PIXEL = 2_500
 #: Share of the free memory one batch may take on a CPU.
 MEMORY_SHARE = 0.25
-#: Accepted ``dtype=`` values: the precision of the networks' arithmetic.
-DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
 _DEVICE_LOCKS: dict[str, threading.Lock] = defaultdict(threading.Lock)
 
 

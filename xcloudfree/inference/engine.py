@@ -354,37 +354,30 @@ def _scene_fits(data, mask, stats, days, options: EngineOptions) -> dict:
 
     eager = isinstance(data, np.ndarray)
 
-    def windows(count):
+    def fitted(fit, count, extra, out_shape, **kwargs):
+        """``fit(crops, masks, *extra)`` on ``count`` windows: now, or as one dask task."""
+        spans = training_windows(data.shape[2:], count)
         # On dask each window is read again for the fits (never held from another
         # pass), and only the chunks under the windows are read.
-        spans = training_windows(data.shape[2:], count)
         crops = [
             data[:, :, ys, xs] if eager else reread(data[:, :, ys, xs], f"window{count}-{i}")
             for i, (ys, xs) in enumerate(spans)
         ]
-        return crops, [mask[:, ys, xs] for ys, xs in spans]
+        masks = [mask[:, ys, xs] for ys, xs in spans]
+        if eager:
+            return fit(crops, masks, *extra, **kwargs)
+        return _lazy_fit(fit, crops, masks, extra, out_shape, **kwargs)
 
     t, c = data.shape[:2]
     fits: dict = {}
     if options.adapt:
-        crops, masks = windows(ADAPT_WINDOWS)
         need = mask.any(axis=(1, 2))
-        if eager:
-            fits["adapters"] = fit_adapters(crops, masks, need, stats, days=days)
-        else:
-            fits["adapters"] = _lazy_fit(
-                fit_adapters, crops, masks, (need, stats), (t, n_parameters(c) + 2), days=days
-            )
+        fits["adapters"] = fitted(
+            fit_adapters, ADAPT_WINDOWS, (need, stats), (t, n_parameters(c) + 2), days=days
+        )
     if options.stages and options.guard:
-        crops, masks = windows(WINDOWS)
-        adapters = fits.get("adapters")
-        if eager:
-            fits["guard"] = fit_guard(crops, masks, stats, adapters, days=days, options=options)
-        else:
-            extra = (stats,) if adapters is None else (stats, adapters)
-            fits["guard"] = _lazy_fit(
-                fit_guard, crops, masks, extra, (t,), days=days, options=options
-            )
+        extra = (stats, fits["adapters"]) if "adapters" in fits else (stats,)
+        fits["guard"] = fitted(fit_guard, WINDOWS, extra, (t,), days=days, options=options)
     return fits
 
 
