@@ -8,7 +8,8 @@ exactly what :func:`cloud_mask` returns with the same arguments. Sources
 ``"temporal"`` (default)
     The shipped temporal mask network (:mod:`xcloudfree.masking.temporal`): each
     date against a reference from the other dates of the series, three passes,
-    classes clear / thick / thin-haze / shadow / snow. Works on one date too.
+    classes clear / thick / thin-haze / shadow / snow; a shadow with no thick cloud
+    within reach is clear (:mod:`xcloudfree.masking.shadows`). Works on one date too.
 ``"spectral"``
     The documented per-date test of :mod:`xcloudfree.masking.spectral` (cloud only).
 ``"scl"``
@@ -37,6 +38,7 @@ from ..cube import as_cube
 from ..errors import CubeError, OptionError
 from ..options import MASK_SOURCES, MaskOptions
 from .classes import CLEAR, FILLED, NODATA, SHADOW, SNOW, THICK, THIN, class_attrs, from_scl
+from .shadows import _pixel_metres, search_radius, shadows_need_clouds
 from .spectral import checked_probability, dilate_mask
 
 __all__ = [
@@ -188,11 +190,6 @@ def _csmask_block(block: np.ndarray, *, bands, factor, level) -> np.ndarray:
         cls[bad] = NODATA
         out[i] = cls
     return out
-
-
-def _pixel_metres(cube: xr.DataArray) -> float:
-    step = abs(float(cube["x"][1] - cube["x"][0])) if cube.sizes["x"] > 1 else 10.0
-    return step * 111_000 if step < 0.1 else step  # degrees on a geographic grid
 
 
 def _csmask_classes(cube: xr.DataArray) -> xr.DataArray:
@@ -372,6 +369,9 @@ def classes_for(cube: xr.DataArray, options: MaskOptions) -> xr.Dataset:
         cut = net.config.threshold if threshold is None else threshold
         grow = net.config.dilate if dilate is None else int(dilate)
         classes, p_fill = _classes_of(probs, cut)
+        # A shadow with no thick cloud within reach is dark ground (masking.shadows).
+        classes = shadows_need_clouds(classes, probs.isel({"class": THICK}, drop=True),
+                                      search_radius(cube))  # fmt: skip
         ds = _from_classes(classes, grow).assign(cloud_probability=p_fill)
         from ..models.files import fingerprint
 
