@@ -35,6 +35,7 @@ import dask.array as dsa
 import numpy as np
 import xarray as xr
 
+from .._indexing import take_per_pixel
 from ..errors import OptionError
 
 __all__ = ["BASELINES", "error_from_quality", "expected_error", "fill", "quality_from_error"]
@@ -104,14 +105,6 @@ def _strict_neighbours(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def _gather(data: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """``data[index[t, y, x], :, y, x]`` for (T, B, Y, X) data; index clipped to range."""
-    safe = np.clip(index, 0, data.shape[0] - 1)[:, None]
-    return np.take_along_axis(
-        data, np.broadcast_to(safe, (index.shape[0], data.shape[1], *index.shape[1:])), axis=0
-    )
-
-
 def _gap_days(days: np.ndarray, prev: np.ndarray, nxt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     t = days.shape[0]
     here = days.reshape(-1, 1, 1)
@@ -138,14 +131,14 @@ def _fill_nearest(data, valid, days):
     d_prev, d_next = _gap_days(days, prev, nxt)
     use_prev = d_prev <= d_next
     source = np.where(use_prev, prev, nxt)
-    return _gather(data, source), np.minimum(d_prev, d_next)
+    return take_per_pixel(data, source), np.minimum(d_prev, d_next)
 
 
 def _fill_interpolate(data, valid, days):
     prev, nxt = _strict_neighbours(valid)
     d_prev, d_next = _gap_days(days, prev, nxt)
-    x_prev = _gather(data, prev)
-    x_next = _gather(data, nxt)
+    x_prev = take_per_pixel(data, prev)
+    x_next = take_per_pixel(data, nxt)
     both = np.isfinite(d_prev) & np.isfinite(d_next)
     with np.errstate(invalid="ignore", divide="ignore"):
         w_next = np.where(both, d_prev / (d_prev + d_next), np.where(np.isfinite(d_next), 1.0, 0.0))
@@ -240,7 +233,7 @@ def _apply_regression(data, valid, days, stats):
     for k in range(data.shape[1]):  # per band keeps the temporaries (T, Y, X)
         g, a, v, e = gain[..., k], offset[..., k], var[..., k], error_var[..., k]
         band = data[:, k : k + 1]
-        x_prev, x_next = _gather(band, prev)[:, 0], _gather(band, nxt)[:, 0]
+        x_prev, x_next = take_per_pixel(band, prev)[:, 0], take_per_pixel(band, nxt)[:, 0]
         w_prev = np.where(has_prev, 1.0 / v[tgt, s_prev], 0.0)
         w_next = np.where(has_next, 1.0 / v[tgt, s_next], 0.0)
         p_prev = a[tgt, s_prev] + g[tgt, s_prev] * np.nan_to_num(x_prev)

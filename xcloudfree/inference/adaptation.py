@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..fills.baselines import _apply_regression, _gather, _strict_neighbours, _valid
+from .._indexing import take_per_pixel
+from ..fills.baselines import _apply_regression, _strict_neighbours, _valid
 
 __all__ = [
     "HIDDEN", "STEPS", "WINDOW", "WINDOWS", "apply_adapters", "fit_adapters", "n_parameters",
@@ -91,8 +92,8 @@ def _inputs(data: np.ndarray, prev: np.ndarray, nxt: np.ndarray, regression: np.
 
     ``prev``, ``nxt``: each pixel's nearest clear dates (``_strict_neighbours``).
     """
-    x_prev = np.where((prev >= 0)[:, None], _gather(data, prev), regression)
-    x_next = np.where((nxt < data.shape[0])[:, None], _gather(data, nxt), regression)
+    x_prev = np.where((prev >= 0)[:, None], take_per_pixel(data, prev), regression)
+    x_next = np.where((nxt < data.shape[0])[:, None], take_per_pixel(data, nxt), regression)
     out = np.concatenate([x_prev, x_next, regression], axis=1)
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
 
