@@ -87,3 +87,32 @@ def test_the_scene_fits_never_compute_the_mask_twice(sample, monkeypatch, kw):
     )
     xcloudfree.remove(lazy, **kw).reflectance.compute(scheduler="threads")
     assert len(calls) == 4  # one per chunk
+
+
+def test_a_date_the_guard_zeroes_never_reaches_the_networks(sim, monkeypatch):
+    """alpha 0 keeps the base whatever the networks say, so they are not run for it."""
+    from xcloudfree.inference import engine
+
+    cube = xcloudfree.cube.core_first(sim.cloudy)
+    data = cube.values.astype(np.float32)
+    mask = sim.true_mask.transpose("time", "y", "x").values
+    stats = _pair_stats(data, _valid(data, mask))
+    kw = {"days": _days(cube.time.values), "options": EngineOptions()}
+    guard = np.zeros(data.shape[0], np.float32)
+    guard[::2] = 0.5
+    runs = []
+    real = HybridModel.forward
+
+    def counted(self, x, *args, **kwargs):
+        runs.append(x.shape[0])  # (window, date) pairs in the batch
+        return real(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(HybridModel, "forward", counted)
+    skipped = engine.fill_block(data, mask, stats, guard=guard, **kw)
+    fewer = sum(runs)
+    # The networks run on every date, and the zero dates weighted by a vanishing share.
+    runs.clear()
+    tiny = np.where(guard > 0, guard, np.float32(1e-30))
+    every = engine.fill_block(data, mask, stats, guard=tiny, **kw)
+    assert 0 < fewer < sum(runs)
+    np.testing.assert_allclose(skipped[:, :-1], every[:, :-1], rtol=0, atol=1e-12)

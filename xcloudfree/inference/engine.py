@@ -221,8 +221,12 @@ def fill_block(
             (h, w), core=core, tile=options.tile, halo=net.config.halo, feather=FEATHER,
             origin=origin,
         )  # fmt: skip
-        # A window is run for a date only where that date has something to fill in it.
+        # A window is run for a date only where that date has something to fill in it,
+        # and not for a date the guard gives none of the networks' change (alpha 0: the
+        # result is the base either way, to the bit; most dates of most scenes).
         todo = mask if dates is None else mask & dates[:, None, None]
+        if guard is not None:
+            todo = todo & (guard > 0)[:, None, None]
         jobs = [
             (win, d)
             for win in windows
