@@ -1,10 +1,9 @@
-"""Choose the settings of the shadow check (``xcloudfree.masking.shadows``) on training data.
+"""Choose the cloud evidence of the shadow check (``xcloudfree.masking.shadows``) on training data.
 
 The check calls a ``shadow`` pixel clear when no cloud is within reach. What counts
 as a cloud is a probability of thick cloud above ``EVIDENCE_PROBABILITY``: too high and
 true shadows of clouds the network calls thin are lost, too low and the stray thin
-pixels of a clear date keep its false shadows. Scored on *training*
-data only
+pixels of a clear date keep its false shadows. Scored on *training* data only
 (``scripts/shared_data.py``):
 
 * true shadows kept: the share of GreenEarthNet ``s2_dlmask`` shadow pixels (on dates

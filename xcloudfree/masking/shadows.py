@@ -19,10 +19,12 @@ let every shadow through). The radius is per date:
   ``tan(elevation)``, within :data:`MIN_RADIUS_M` - :data:`MAX_RADIUS_M`;
 * :data:`MAX_RADIUS_M` otherwise (the widest search).
 
-Limits: the search is isotropic (a square of that half-width) and does not yet use the
-sun's azimuth, so a dark patch on the sunward side of a cloud still passes; under a sun
-lower than about 27 degrees a 3 km cloud's shadow can fall beyond the 6 km cap, and a
-cloud outside the cube (its shadow inside) is not seen.
+Limits: the search is isotropic (a square of that half-width), so a dark patch on the
+sunward side of a cloud still passes; under a sun lower than about 27 degrees a 3 km
+cloud's shadow can fall beyond the 6 km cap, and a cloud outside the cube (its shadow
+inside) is not seen. A search along the sun's azimuth only was measured and not used:
+on the Hungary cube (128 px, 2.6 km) it dropped 1673 of 15 811 reference shadow pixels,
+mostly of clouds outside the cube.
 """
 
 from __future__ import annotations
