@@ -149,7 +149,8 @@ def fill_block(
     origin: tuple[int, int] = (0, 0),
     core: tuple[tuple[int, int], tuple[int, int]] | None = None,
     progress: bool = False,
-) -> np.ndarray:
+    with_base: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Fill the masked pixels of the ``core`` of one block.
 
     Parameters
@@ -171,10 +172,15 @@ def fill_block(
         guard's trial fills, which score only some dates; the others' masked pixels
         then keep their input.
 
+    with_base
+        Also return the core's base: what the same call with ``stages=()`` would give
+        as reflectance (the guard scores the networks against it without a second fill).
+
     Returns
     -------
     numpy.ndarray
-        ``(T, C + 1, h, w)``: the filled reflectance and, last, ``quality``.
+        ``(T, C + 1, h, w)``: the filled reflectance and, last, ``quality``; with
+        ``with_base``, a tuple of it and the ``(T, C, h, w)`` base.
     """
     import torch
 
@@ -271,9 +277,13 @@ def fill_block(
     np.copyto(out, given, where=unfilled[:, None])
     quality = filled[:, -1]
     np.copyto(quality, score, where=refill & np.isfinite(quality))
+    if with_base:  # as the base-only branch above returns it
+        core_base = b[:, :, y0:y1, x0:x1].copy()
+        core_base[bad] = given[bad]
+        np.copyto(core_base, given, where=unfilled[:, None])
     del x, b, base, cloud, m, nonfinite, departure, error, score
     release_memory()
-    return filled
+    return (filled, core_base) if with_base else filled
 
 
 # ---------------------------------------------------------------- dask

@@ -23,8 +23,6 @@ fitted once per scene on :data:`WINDOWS` windows spread over the region
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 __all__ = ["MIN_PIXELS", "WINDOWS", "fit_guard"]
@@ -66,7 +64,6 @@ def _window_sums(data, mask, stats, adapters, *, days, options) -> np.ndarray:
     out = np.zeros((3, data.shape[0]))
     usable = ~mask & np.isfinite(data).all(1)
     sim = _donors(mask, usable)
-    base_only = dataclasses.replace(options, stages=())
     for group in (slice(0, None, 2), slice(1, None, 2)):
         laid = np.zeros_like(sim)
         laid[group] = sim[group]
@@ -74,10 +71,11 @@ def _window_sums(data, mask, stats, adapters, *, days, options) -> np.ndarray:
             continue
         trial = mask | laid
         # The networks fill only this group's dates: the others are not scored.
-        net = fill_block(
-            data, trial, stats, adapters, days=days, options=options, dates=laid.any((1, 2))
-        )[:, :-1]
-        base = fill_block(data, trial, stats, adapters, days=days, options=base_only)[:, :-1]
+        net, base = fill_block(
+            data, trial, stats, adapters, days=days, options=options, dates=laid.any((1, 2)),
+            with_base=True,
+        )  # fmt: skip
+        net = net[:, :-1]
         where = laid[:, None] & np.isfinite(net) & np.isfinite(base)
         e = np.where(where, data - base, 0.0)
         n = np.where(where, net - base, 0.0)
