@@ -171,7 +171,6 @@ def fill_block(
         ``(T,)`` bool: the dates the networks run on, or None for every date. For the
         guard's trial fills, which score only some dates; the others' masked pixels
         then keep their input.
-
     with_base
         Also return the core's base: what the same call with ``stages=()`` would give
         as reflectance (the guard scores the networks against it without a second fill).
@@ -273,14 +272,17 @@ def fill_block(
     # of that pixel are valid data and keep theirs (or their fill).
     given = data[:, :, y0:y1, x0:x1]
     bad = nonfinite[:, :, y0:y1, x0:x1]
-    out[bad] = given[bad]
-    np.copyto(out, given, where=unfilled[:, None])
+
+    def keep_given(a: np.ndarray) -> np.ndarray:
+        a[bad] = given[bad]
+        np.copyto(a, given, where=unfilled[:, None])
+        return a
+
+    keep_given(out)
     quality = filled[:, -1]
     np.copyto(quality, score, where=refill & np.isfinite(quality))
-    if with_base:  # as the base-only branch above returns it
-        core_base = b[:, :, y0:y1, x0:x1].copy()
-        core_base[bad] = given[bad]
-        np.copyto(core_base, given, where=unfilled[:, None])
+    # The base as the base-only branch above returns it.
+    core_base = keep_given(b[:, :, y0:y1, x0:x1].copy()) if with_base else None
     del x, b, base, cloud, m, nonfinite, departure, error, score
     release_memory()
     return (filled, core_base) if with_base else filled

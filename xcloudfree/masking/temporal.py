@@ -123,14 +123,14 @@ def reference(
     dist = np.abs(days - days[t]).astype(float)
     dist[t] = np.inf
     others = np.argsort(dist, kind="stable")[: min(window, len(days) - 1)]
+    if not len(others):  # a single date: nothing to compare with
+        return np.zeros(x.shape[1:], dtype=np.float32), np.zeros(x.shape[2:], dtype=bool)
     ok = clear[others]
     # rank[i]: how many of the i + 1 nearest others are clear (the i-th is picked if
     # it is clear and its rank is <= k).
     rank = np.cumsum(ok, axis=0, dtype=np.int16)
-    count = np.minimum(rank[-1], k) if len(others) else np.zeros(x.shape[2:], np.int16)
+    count = np.minimum(rank[-1], k)
     has_ref = count > 0
-    if not len(others):  # a single date: nothing to compare with
-        return np.zeros(x.shape[1:], dtype=np.float32), has_ref
     # The j-th picked date of every pixel, gathered into k slots (+inf where a pixel has
     # fewer), sorted, and the middle one or two averaged: the same numbers as the median
     # of the picked values (np.nanmedian), and faster than sorting all ``window`` dates
