@@ -7,8 +7,10 @@ training clear dates of the L1C series and of the Hungary L2A cube
 variance ``s2`` (its fits' residual variance plus the spread of its two sources) and
 the hybrid's squared departure from it ``d2`` (band means) are compared with the
 real absolute error (band mean). ``DEPARTURE_WEIGHT`` is the weight of ``d2`` that
-ranks the hybrid's calibration pixels best; ``ERROR_SCALE[method]`` makes the mean
-expected error equal the mean real error.
+ranks the hybrid's calibration pixels best; ``ERROR_EXPONENTS`` are the powers of
+``v = s2 + DEPARTURE_WEIGHT * d2``, of the source error ``r`` and of the fill's
+reflectance ``m`` (least squares of the log error, each case weighed equally);
+``ERROR_SCALE[method]`` makes the mean expected error equal the mean real error.
 
 **Check** (held-out split of ``scripts/shared_data.py``, as ``benchmarks/quality.py``):
 the library's own ``expected_error`` output, with the reference mask and with its
@@ -59,7 +61,9 @@ def _fields(cube, sim, mask):
     cloud = mask.transpose("time", "y", "x").values.astype(bool)
     valid = baselines._valid(data, cloud)
     stats = baselines._pair_stats(data, valid)
-    _, _, s2 = baselines._apply_regression(data, valid, baselines._days(cube.time.values), stats)
+    _, _, s2, src = baselines._apply_regression(
+        data, valid, baselines._days(cube.time.values), stats
+    )
     pick = {"time": sim.targets}
     idx = np.isin(cube.time.values, np.asarray(sim.targets, "datetime64[ns]"))
     truth = sim.truth.sel(pick).transpose("time", "band", "y", "x").values
@@ -68,6 +72,9 @@ def _fields(cube, sim, mask):
     under = sim.mask.sel(pick).values.astype(bool) & cloud[idx]
     fields = {
         "s2": s2[idx][under],
+        "src": src[idx][under],
+        "level_regression": r.mean(1)[under],
+        "level_hybrid": h.mean(1)[under],
         "d2": np.square(h - r).mean(1)[under],
         "err_regression": np.abs(r - truth).mean(1)[under],
         "err_hybrid": np.abs(h - truth).mean(1)[under],
@@ -85,14 +92,40 @@ def fit(cases) -> dict:
             np.mean([spearmanr(np.sqrt(c["s2"] + w * c["d2"]), c["err_hybrid"])[0] for c in cases])
         )
     best = max(ranks, key=ranks.get)
-    pooled = {k: np.concatenate([c[k] for c in cases]) for k in cases[0]}
-    scale = {
-        "regression": float(pooled["err_regression"].mean() / np.sqrt(pooled["s2"]).mean()),
-        "hybrid": float(
-            pooled["err_hybrid"].mean() / np.sqrt(pooled["s2"] + best * pooled["d2"]).mean()
-        ),
-    }
-    return {"departure_weight": best, "error_scale": scale, "spearman_by_weight": ranks}
+    # The exponents: least squares in log space on the hybrid's pixels, each case weighed
+    # equally whatever its pixel count.
+    rows, target = [], []
+    for c in cases:
+        w = 1.0 / np.sqrt(len(c["err_hybrid"]))
+        rows.append(w * _log_terms(c, "hybrid", best))
+        target.append(w * np.log(np.maximum(c["err_hybrid"], baselines._FLOOR)))
+    coef = np.linalg.lstsq(np.concatenate(rows), np.concatenate(target), rcond=None)[0]
+    exponents = tuple(float(round(e, 2)) for e in coef[1:])
+    scale = {}
+    for method in ("regression", "hybrid"):
+        shape = np.concatenate([_shape(c, method, best, exponents) for c in cases])
+        real = np.concatenate([c[f"err_{method}"] for c in cases])
+        scale[method] = float(real.mean() / shape.mean())
+    new_rank = float(np.mean([
+        spearmanr(_shape(c, "hybrid", best, exponents), c["err_hybrid"])[0] for c in cases
+    ]))  # fmt: skip
+    return {"departure_weight": best, "error_scale": scale, "exponents": exponents,
+            "spearman_by_weight": ranks, "spearman_with_exponents": new_rank}  # fmt: skip
+
+
+def _log_terms(c, method, weight) -> np.ndarray:
+    """Columns 1, log v, log r, log m of the expected-error power law (see baselines)."""
+    f = baselines._FLOOR
+    v = c["s2"] + (weight * c["d2"] if method == "hybrid" else 0.0)
+    return np.stack([
+        np.ones_like(v), np.log(np.maximum(v, f * f)), np.log(np.maximum(c["src"], f)),
+        np.log(np.maximum(np.abs(c[f"level_{method}"]), f)),
+    ], axis=1)  # fmt: skip
+
+
+def _shape(c, method, weight, exponents) -> np.ndarray:
+    """The power law with unit scale: exp of the log terms times the exponents."""
+    return np.exp(_log_terms(c, method, weight)[:, 1:] @ np.asarray(exponents))
 
 
 def check(name, sim, mask_label, mask) -> tuple[list[dict], dict]:
@@ -172,7 +205,8 @@ def main() -> None:
     cases = [_fields(series, sim_l1c, sim_l1c.true_mask), _fields(cube, sim_hu, sim_hu.true_mask)]
     fitted = fit(cases)
     print("fitted", fitted, flush=True)
-    shipped = {"departure_weight": baselines.DEPARTURE_WEIGHT, "error_scale": baselines.ERROR_SCALE}
+    shipped = {"departure_weight": baselines.DEPARTURE_WEIGHT, "error_scale": baselines.ERROR_SCALE,
+               "exponents": baselines.ERROR_EXPONENTS}  # fmt: skip
 
     # ---- check on held-out dates
     rows, curves = [], {}
@@ -199,13 +233,16 @@ def main() -> None:
         )
         + ".",
         "",
-        f"- fitted: DEPARTURE_WEIGHT = {fitted['departure_weight']}, ERROR_SCALE = "
+        f"- fitted: DEPARTURE_WEIGHT = {fitted['departure_weight']}, ERROR_EXPONENTS = "
+        f"{fitted['exponents']}, ERROR_SCALE = "
         + ", ".join(f"{k} {v:.3f}" for k, v in fitted["error_scale"].items()),
         "- shipped (`xcloudfree.fills.baselines`): "
         f"DEPARTURE_WEIGHT = {shipped['departure_weight']}, "
+        f"ERROR_EXPONENTS = {shipped['exponents']}, "
         "ERROR_SCALE = " + ", ".join(f"{k} {v:.3f}" for k, v in shipped["error_scale"].items()),
-        "- Spearman on the training cases by departure weight: "
-        + ", ".join(f"{w:g}: {r:.3f}" for w, r in fitted["spearman_by_weight"].items()),
+        "- Spearman on the training cases by departure weight (square root of v alone): "
+        + ", ".join(f"{w:g}: {r:.3f}" for w, r in fitted["spearman_by_weight"].items())
+        + f"; with the fitted exponents: {fitted['spearman_with_exponents']:.3f}",
         "",
         "## Held-out dates (the split of `benchmarks/quality.py`), pixels under the laid cloud",
         "",

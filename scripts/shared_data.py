@@ -160,6 +160,17 @@ def heldout_cases() -> dict:
     }  # fmt: skip
 
 
+def markdown(frame) -> str:
+    """A pandas DataFrame as a Markdown table, index first (no ``tabulate`` needed)."""
+    names = [str(n) for n in frame.index.names]
+    head = "| " + " | ".join([*names, *map(str, frame.columns)]) + " |"
+    lines = [head, "|" + "---|" * (len(names) + len(frame.columns))]
+    for idx, row in frame.iterrows():
+        keys = idx if isinstance(idx, tuple) else (idx,)
+        lines.append("| " + " | ".join(map(str, [*keys, *row.tolist()])) + " |")
+    return "\n".join(lines)
+
+
 def write_report(path: Path, lines: list[str], payload: dict) -> None:
     """Write a benchmark's Markdown ``lines`` to ``path`` and ``payload`` beside it as JSON."""
     import json

@@ -34,7 +34,8 @@ def test_demo_writes_everything(tmp_path, sample):
 def test_cog_output_keeps_crs_and_values(tmp_path, small):
     result = xcloudfree.remove(small, method="nearest")
     written = write_result(result, tmp_path, "cog", progress=False)
-    assert len(written) == small.sizes["time"] + 3  # + cloud_mask, mask_class, quality
+    # + cloud_mask, mask_class, fill_source, quality
+    assert len(written) == small.sizes["time"] + 4
     date = str(small.time.values[1])[:10]
     back = rioxarray.open_rasterio(tmp_path / f"reflectance_{date}.tif")
     assert back.rio.crs == small.rio.crs
@@ -51,7 +52,8 @@ def test_result_accessor_writes_cogs_with_ids_dates_and_provenance(tmp_path, sma
     written = result.cloudfree.to_cog(tmp_path, progress=False)
     assert {p.name for p in written} == {
         *(f"reflectance_{str(t)[:10]}.tif" for t in small.time.values),
-        "cloud_mask.tif", "mask_class.tif", "quality.tif", "expected_error.tif",
+        "cloud_mask.tif", "mask_class.tif", "fill_source.tif", "quality.tif",
+        "expected_error.tif",
     }  # fmt: skip
     date = str(small.time.values[2])[:10]
     with rasterio.open(tmp_path / f"reflectance_{date}.tif") as src:

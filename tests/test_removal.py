@@ -14,7 +14,9 @@ from xcloudfree.errors import CubeError, ScaleError
 @pytest.mark.parametrize("method", xcloudfree.METHODS)
 def test_remove_contract(small, method):
     out = xcloudfree.remove(small, method=method)
-    expected = {"reflectance", "cloud_mask", "mask_class", "cloud_probability", "quality"}
+    expected = {
+        "reflectance", "cloud_mask", "mask_class", "cloud_probability", "quality", "fill_source",
+    }  # fmt: skip
     if method in ("hybrid", "regression"):
         expected.add("expected_error")
     assert set(out.data_vars) == expected

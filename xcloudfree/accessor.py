@@ -106,7 +106,7 @@ class CloudFreeResultAccessor:
     >>> out = cube.cloudfree.remove(method="nearest")
     >>> files = out.cloudfree.to_cog(tempfile.mkdtemp(), progress=False)
     >>> sorted(p.name for p in files)[:2]
-    ['cloud_mask.tif', 'mask_class.tif']
+    ['cloud_mask.tif', 'fill_source.tif']
     >>> bands = cube.to_dataset("band")  # one variable per band, as odc-stac loads
     >>> bands.cloudfree.remove(method="nearest").identical(out)
     True

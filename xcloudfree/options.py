@@ -190,6 +190,7 @@ class RemovalOptions:
     engine: EngineOptions | None
     dilate: int | None = None
     progress: bool = True
+    fallback: str = "inpaint"
 
     @classmethod
     def build(
@@ -207,10 +208,18 @@ class RemovalOptions:
         adapt: bool = False,
         guard: bool = True,
         progress: bool = True,
+        fallback: str = "inpaint",
     ) -> RemovalOptions:
         """Validate the keyword arguments of :func:`xcloudfree.remove` (bar the cube's own)."""
+        from .fills.spatial import FALLBACKS
+
         if method not in METHODS:
             raise OptionError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
+        if fallback not in FALLBACKS:
+            raise OptionError(
+                f"fallback={fallback!r}: choose 'inpaint' (fill from the same date's clear "
+                "pixels around), 'keep' (keep the cloudy input) or 'nan'"
+            )
         stages = (stages,) if isinstance(stages, str) else tuple(stages)
         if adapt and method not in ("hybrid", "regression"):
             raise OptionError(
@@ -258,4 +267,7 @@ class RemovalOptions:
             )  # fmt: skip
         elif adapt:  # the adapted regression runs in the engine, without networks
             engine = EngineOptions(device=device, stages=(), adapt=True)
-        return cls(method, mask_options, engine, dilate=dilate, progress=bool(progress))
+        return cls(
+            method, mask_options, engine, dilate=dilate, progress=bool(progress),
+            fallback=fallback,
+        )  # fmt: skip

@@ -19,6 +19,7 @@ from .chunking import apply_policy
 from .cube import as_cube, band_variables
 from .errors import ModelUnavailableError
 from .fills.baselines import error_from_quality, fill
+from .fills.spatial import inpaint_unfilled
 from .masking import as_mask, resolve_mask
 from .options import METHODS, STAGES, RemovalOptions
 
@@ -50,6 +51,7 @@ def remove(
     dtype: str = "float32",
     adapt: bool = False,
     guard: bool = True,
+    fallback: str = "inpaint",
     progress: bool = True,
 ) -> xr.Dataset:
     """Remove clouds from a Sentinel-2 cube.
@@ -112,6 +114,14 @@ def remove(
         that brings those pixels closer to their known values
         (:mod:`xcloudfree.inference.guard`; 0 gives the base back). ``False`` keeps
         the networks' output whole, as for the ablations.
+    fallback
+        What a cloudy pixel gets when no other date is clear there (every cloudy pixel
+        of a single-date cube): ``"inpaint"`` (default) fills it from the clear
+        pixels around it on the same date, at the finest of several scales that
+        reaches one (:mod:`xcloudfree.fills.spatial`; ``fill_source == 2``, with the
+        larger expected error of that scale); ``"keep"`` keeps the cloudy input and
+        ``"nan"`` makes it NaN (``fill_source == 3`` for both, as for a pixel with
+        nothing within reach to fill from).
     progress
         Show progress bars while numpy (eager) input is processed. Dask input is
         lazy: see its progress with ``dask.diagnostics.ProgressBar`` or
@@ -130,7 +140,9 @@ def remove(
         (time, y, x): the calibrated expected absolute error of the filled
         reflectance (band mean), 0 where observed, NaN where nothing could be
         filled. ``quality`` is ``1 / (1 + expected_error / 0.01)`` there; see
-        :func:`xcloudfree.fills.baselines.fill`.
+        :func:`xcloudfree.fills.baselines.fill`. ``fill_source`` (time, y, x, uint8
+        with CF flags) says where each value came from: 0 observed, 1 other dates,
+        2 the same date's surroundings (``fallback="inpaint"``), 3 not filled.
 
     Raises
     ------
@@ -148,14 +160,14 @@ def remove(
     >>> cube = xcloudfree.datasets.sample_timeseries().isel(time=slice(12, 18))
     >>> out = xcloudfree.remove(cube, method="nearest")
     >>> sorted(out.data_vars)
-    ['cloud_mask', 'cloud_probability', 'mask_class', 'quality', 'reflectance']
+    ['cloud_mask', 'cloud_probability', 'fill_source', 'mask_class', 'quality', 'reflectance']
     >>> out.reflectance.dtype.name, str(out.rio.crs)
     ('float32', 'EPSG:4326')
     """
     options = RemovalOptions.build(
         method, mask=mask, dilate=dilate, model=model, device=device, batch_size=batch_size,
         stages=stages, threshold=threshold, dtype=dtype, adapt=adapt, guard=guard,
-        progress=progress,
+        progress=progress, fallback=fallback,
     )  # fmt: skip
     given = mask if options.mask is None else None
     labels = _band_labels(cube)
@@ -173,12 +185,14 @@ def remove(
         variables = dict(resolve_mask(cube, options.mask, given).data_vars)
         reflectance, quality = fill(cube, variables["cloud_mask"], method)
     applied = variables.pop("cloud_mask")
+    reflectance, quality, source = inpaint_unfilled(reflectance, quality, applied, fallback)
     reflectance.name = "reflectance"
     variables = {
         "reflectance": reflectance,
         "cloud_mask": applied.rename("cloud_mask"),
         **{k: variables[k] for k in ("mask_class", "cloud_probability") if k in variables},
         "quality": quality,
+        "fill_source": source,
     }
     if method in ("hybrid", "regression"):
         variables["expected_error"] = error_from_quality(quality)

@@ -44,14 +44,20 @@ __all__ = ["BASELINES", "error_from_quality", "expected_error", "fill", "quality
 QUALITY_HALF_LIFE_DAYS = 30.0
 #: Expected absolute error (reflectance) at which ``quality`` is 0.5 (regression, hybrid).
 QUALITY_HALF_ERROR = 0.01
-#: The expected error of a fill: ``ERROR_SCALE[method] * sqrt(s2 + DEPARTURE_WEIGHT * d2)``,
-#: ``s2`` the regression's predictive variance and ``d2`` the mean squared departure of the
-#: method's value from the regression's (0 for the regression itself), both averaged over
-#: bands. Fitted by ``benchmarks/calibration.py`` on simulated clouds over *training*
+#: The expected error of a fill:
+#: ``ERROR_SCALE[method] * v**a * r**b * m**c`` with ``(a, b, c) = ERROR_EXPONENTS``, where
+#: ``v = s2 + DEPARTURE_WEIGHT * d2``: ``s2`` the regression's predictive variance and
+#: ``d2`` the mean squared departure of the method's value from the regression's (0 for
+#: the regression itself); ``r`` the *source error*, how far the regression missed the
+#: pixel's two source observations when each was predicted from its own neighbours (a
+#: pixel whose dates do not follow each other, a field that is ploughed, mown or flooded,
+#: is hard to fill); ``m`` the fill's reflectance (errors grow with brightness). All are
+#: band means. Fitted by ``benchmarks/calibration.py`` on simulated clouds over *training*
 #: dates of the L1C series and the Hungary L2A cube only (with the guard, which keeps the
 #: networks close to the regression, the departure weight barely changes the ranking).
-ERROR_SCALE = {"regression": 0.80, "hybrid": 0.80}
-DEPARTURE_WEIGHT = 1.0
+ERROR_SCALE = {"regression": 2.19, "hybrid": 2.16}
+DEPARTURE_WEIGHT = 4.0
+ERROR_EXPONENTS = (0.48, 0.06, 0.5)
 #: Attributes of every ``quality`` variable.
 QUALITY_ATTRS = {
     "long_name": "reconstruction quality",
@@ -60,8 +66,10 @@ QUALITY_ATTRS = {
         "1: clear observation; filled pixels, regression and hybrid: "
         "1/(1 + expected_error/0.01), expected_error the calibrated expected absolute "
         "error (band mean, reflectance); median, nearest, interpolate: 1/(1 + gap_days/30), "
-        "gap_days to the nearest clear observation; 0: no clear observation to fill from "
-        "(the input is kept); NaN: no data"
+        "gap_days to the nearest clear observation; filled from the same date's "
+        "surroundings (no other date clear, fill_source 2): 1/(1 + expected_error/0.01) with "
+        "the error of the scale used; 0: nothing to fill from (the input is kept, or NaN "
+        "with fallback='nan'); NaN: no data"
     ),
 }
 #: Attributes of the ``expected_error`` variable (regression and hybrid).
@@ -73,6 +81,12 @@ ERROR_ATTRS = {
         "clear observation, NaN where there is no data or nothing to fill from"
     ),
 }
+# The source error of a pixel whose sources have no neighbours of their own: about the
+# mean absolute error of the regression fill on the held-out cases of the calibration
+# (0.005-0.012).
+_TYPICAL_SOURCE_ERROR = 0.01
+# Smallest error term (reflectance) the power law of expected_error is evaluated at.
+_FLOOR = 1e-4
 # Fewer common clear pixels than this and a date pair's fit is not trusted.
 _MIN_FIT_PIXELS = 64
 
@@ -212,13 +226,19 @@ def _fit(stats: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
 
 
 def _apply_regression(data, valid, days, stats):
-    """The regression fill, the gap to the nearest source, and its predictive variance.
+    """The regression fill, the gap to the nearest source, its variance and source error.
 
     The variance of each band is the fits' (the error variance of the sources'
     scene-wide fits, see :func:`_fit`, combined like the predictions) plus the
     weighted spread of the two sources' predictions around their mean: two neighbours
     that disagree say the pixel changed, and that the fill is unsure. Returned as the
     mean over bands.
+
+    The source error is the mean, over the pixel's two sources, of the absolute error
+    (band mean) of the regression at that source itself: at a clear pixel the fill is
+    its prediction from *its* nearest clear dates, so every clear observation says how
+    well its neighbours predict it. Where neither source has one, a typical value
+    (:data:`_TYPICAL_SOURCE_ERROR`).
     """
     # [target, source, band]
     gain, offset, var, error_var = (a.astype(np.float32) for a in _fit(stats))
@@ -233,6 +253,7 @@ def _apply_regression(data, valid, days, stats):
     has_prev, has_next = np.isfinite(d_prev), np.isfinite(d_next)
     out = np.empty(data.shape, dtype=np.float32)
     spread = np.zeros((t, *data.shape[2:]), dtype=np.float32)
+    missed = np.zeros((t, *data.shape[2:]), dtype=np.float32)
     for k in range(data.shape[1]):  # per band keeps the temporaries (T, Y, X)
         g, a, v, e = (np.ascontiguousarray(c[..., k]).reshape(-1)
                       for c in (gain, offset, var, error_var))  # fmt: skip
@@ -252,18 +273,49 @@ def _apply_regression(data, valid, days, stats):
             spread += (
                 w_prev**2 * e_prev + w_next**2 * e_next + w_prev * w_next * (p_prev - p_next) ** 2
             ) / w**2
+            missed += np.abs(out[:, k] - data[:, k])
     spread /= data.shape[1]
-    return out, np.minimum(d_prev, d_next), spread
+    missed /= data.shape[1]
+    return out, np.minimum(d_prev, d_next), spread, _source_error(missed, valid, prev, nxt)
 
 
-def expected_error(method: str, spread: np.ndarray, departure: np.ndarray | None = None):
-    """Calibrated expected absolute error from the regression's variance and a departure.
+def _source_error(missed, valid, prev, nxt):
+    """Mean over a pixel's two sources of the regression's own error at them (see above)."""
+    own = np.where(valid & np.isfinite(missed), missed, np.nan)[:, None]
+    with np.errstate(invalid="ignore"):
+        at_prev = take_per_pixel(own, prev)[:, 0]
+        at_next = take_per_pixel(own, nxt)[:, 0]
+        at_prev[prev < 0] = np.nan
+        at_next[nxt < 0] = np.nan
+        both = np.stack([at_prev, at_next])
+        seen = np.isfinite(both)
+        err = np.where(seen, both, 0).sum(0) / seen.sum(0)
+    # A fixed value, not a statistic of the block, so chunks cannot change it.
+    return np.where(np.isfinite(err), err, _TYPICAL_SOURCE_ERROR).astype(np.float32)
+
+
+def expected_error(
+    method: str,
+    spread: np.ndarray,
+    departure: np.ndarray | None = None,
+    source_error: np.ndarray | None = None,
+    level: np.ndarray | None = None,
+):
+    """Calibrated expected absolute error of a fill (see :data:`ERROR_EXPONENTS`).
 
     ``spread`` is the regression's predictive variance (band mean), ``departure`` the
-    band-mean squared difference between the method's fill and the regression's.
+    band-mean squared difference between the method's fill and the regression's,
+    ``source_error`` the regression's own error at the pixel's sources and ``level`` the
+    fill's band-mean reflectance (both from :func:`_apply_regression`'s outputs).
     """
-    d2 = 0.0 if departure is None else DEPARTURE_WEIGHT * departure
-    return (ERROR_SCALE[method] * np.sqrt(spread + d2)).astype(np.float32)
+    a, b, c = ERROR_EXPONENTS
+    v = spread if departure is None else spread + DEPARTURE_WEIGHT * departure
+    err = ERROR_SCALE[method] * np.power(np.maximum(v, _FLOOR**2), a)
+    if b:
+        err = err * np.power(np.maximum(source_error, _FLOOR), b)
+    if c:
+        err = err * np.power(np.maximum(np.abs(level), _FLOOR), c)
+    return err.astype(np.float32)
 
 
 def quality_from_error(error: np.ndarray) -> np.ndarray:
@@ -317,8 +369,9 @@ def _valid(data: np.ndarray, cloud: np.ndarray) -> np.ndarray:
 def _fill_block(data, cloud, days, method, stats=None):
     valid = _valid(data, cloud)
     if method == "regression":
-        filled, gap, spread = _apply_regression(data, valid, days, stats)
-        return _finish(data, valid, cloud, filled, gap, expected_error(method, spread))
+        filled, gap, spread, source = _apply_regression(data, valid, days, stats)
+        error = expected_error(method, spread, None, source, filled.mean(axis=1))
+        return _finish(data, valid, cloud, filled, gap, error)
     filled, gap = _FILLERS[method](data, valid, days)
     return _finish(data, valid, cloud, filled, gap)
 

@@ -143,7 +143,7 @@ def fit_adapters(
     for data, mask in zip(windows, masks, strict=True):
         data = data.astype(np.float32)
         valid = _valid(data, mask)
-        regression, _, _ = _apply_regression(data, valid, days, stats)
+        regression = _apply_regression(data, valid, days, stats)[0]
         prev, nxt = _strict_neighbours(valid)
         # At least one clear neighbour, as under cloud (a missing one reads the
         # regression in both places), so the first and last dates learn too.

@@ -186,7 +186,7 @@ def fill_block(
     h, w = data.shape[-2:]
     (y0, y1), (x0, x1) = core or ((0, h), (0, w))
     valid = _valid(data, mask)
-    regression, gap, spread = _apply_regression(data, valid, days, stats)
+    regression, gap, spread, source = _apply_regression(data, valid, days, stats)
     if adapters is not None:
         from .adaptation import apply_adapters
 
@@ -201,6 +201,7 @@ def fill_block(
     # the input is kept (and quality says 0), never a guess from cloud.
     unfilled = (mask & ~np.isfinite(gap))[:, y0:y1, x0:x1]
     spread = spread[:, y0:y1, x0:x1]
+    source = source[:, y0:y1, x0:x1]
     del gap
     nonfinite = ~np.isfinite(data)
     nan = nonfinite.any(1)
@@ -266,7 +267,8 @@ def fill_block(
     # How far the networks moved the fill from the regression is part of its error.
     departure = np.square(out - b[:, :, y0:y1, x0:x1]).mean(1) if stages else None
     method = "hybrid" if stages else "regression"
-    error = np.nan_to_num(expected_error(method, spread, departure), nan=np.inf)
+    level = out.mean(1)
+    error = np.nan_to_num(expected_error(method, spread, departure, source, level), nan=np.inf)
     score = quality_from_error(error)
     # A non-finite input value comes back as it was, in its band only: the other bands
     # of that pixel are valid data and keep theirs (or their fill).
@@ -283,7 +285,7 @@ def fill_block(
     np.copyto(quality, score, where=refill & np.isfinite(quality))
     # The base as the base-only branch above returns it.
     core_base = keep_given(b[:, :, y0:y1, x0:x1].copy()) if with_base else None
-    del x, b, base, cloud, m, nonfinite, departure, error, score
+    del x, b, base, cloud, m, nonfinite, departure, error, score, source, level
     release_memory()
     return (filled, core_base) if with_base else filled
 

@@ -25,8 +25,8 @@ FORMATS: tuple[str, ...] = ("zarr", "cog")
 
 #: Per-date layers written as one multi-band GeoTIFF each (band i = date i), and their dtype.
 _LAYERS = (
-    ("cloud_mask", "uint8"), ("mask_class", "uint8"), ("quality", "float32"),
-    ("expected_error", "float32"), ("count", "uint16"),
+    ("cloud_mask", "uint8"), ("mask_class", "uint8"), ("fill_source", "uint8"),
+    ("quality", "float32"), ("expected_error", "float32"), ("count", "uint16"),
 )  # fmt: skip
 
 
@@ -98,7 +98,7 @@ def to_cog(
 
     * ``reflectance_<date>.tif``: one band per spectral band, described by its ID
       (``B02``...), NaN as nodata, the date in the ``date`` tag;
-    * ``cloud_mask.tif``, ``mask_class.tif`` (uint8), ``quality.tif`` and
+    * ``cloud_mask.tif``, ``mask_class.tif``, ``fill_source.tif`` (uint8), ``quality.tif`` and
       ``expected_error.tif`` (float32) and, for a composite, ``count.tif`` (uint16),
       where the result has them: one band per date, each described by its date.
 
@@ -138,7 +138,7 @@ def to_cog(
             continue
         layer = result[name].astype(dtype).rename(time="band")
         layer = layer.assign_coords(band=np.arange(1, len(times) + 1))
-        flags = {  # CF flags of mask_class, as text tags
+        flags = {  # CF flags of mask_class and fill_source, as text tags
             k: " ".join(map(str, np.atleast_1d(v)))
             for k, v in result[name].attrs.items()
             if k in ("flag_values", "flag_meanings")
