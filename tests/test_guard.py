@@ -10,7 +10,7 @@ import xcloudfree
 from xcloudfree import metrics
 from xcloudfree.fills.baselines import _days, _pair_stats, _valid
 from xcloudfree.inference.adaptation import training_windows
-from xcloudfree.inference.guard import WINDOWS, fit_guard
+from xcloudfree.inference.guard import GROUPS, WINDOWS, fit_guard
 from xcloudfree.models import HybridModel, pretrained
 from xcloudfree.options import EngineOptions
 
@@ -64,6 +64,18 @@ def test_guard_weights_are_per_date_shares_and_chunking_free(sim):
     eager = xcloudfree.remove(sim.cloudy, mask=sim.true_mask, progress=False)
     lazy = xcloudfree.remove(sim.cloudy.chunk({"y": 64, "x": 64}), mask=sim.true_mask)
     np.testing.assert_allclose(lazy.reflectance.values, eager.reflectance.values, rtol=0, atol=1e-6)
+
+
+def test_on_dask_each_window_and_group_is_a_trial_task_of_its_own(sim):
+    # One serial task for the whole guard kept a second worker idle (issue 15); the
+    # trials are independent, and their sums added up as the eager path does give the
+    # very same weights.
+    lazy = xcloudfree.remove(sim.cloudy.chunk({"y": 64, "x": 64}), mask=sim.true_mask)
+    trials = [k for k in dict(lazy.reflectance.__dask_graph__()) if "fit_on_blocks" in str(k)]
+    windows = training_windows((sim.cloudy.sizes["y"], sim.cloudy.sizes["x"]), WINDOWS)
+    assert len(trials) == len(windows) * len(GROUPS) > 1
+    eager = xcloudfree.remove(sim.cloudy, mask=sim.true_mask, progress=False)
+    np.testing.assert_array_equal(lazy.reflectance.values, eager.reflectance.values)
 
 
 @pytest.mark.parametrize(

@@ -138,3 +138,23 @@ def test_no_data_stays_no_data_and_is_neither_source_nor_hole(holed):
     others[y, x] = False
     assert (out.fill_source.values[0][others] == 2).all()
     assert np.isfinite(out.reflectance.values[0][:, others]).all()
+
+
+def test_chunks_wider_than_the_reach_read_their_neighbours_and_give_the_eager_result(holed):
+    # 2 x 2 chunks of at least the reach: a hole's fill reads across chunk edges.
+    one, mask = holed
+    big = one.pad(y=(0, 644), x=(0, 644), mode="reflect")
+    big = big.assign_coords(y=np.arange(900), x=np.arange(900))
+    hole = np.pad(mask.values[0], ((0, 644), (0, 644)), mode="wrap")
+    hole[300:600, 250:550] = True  # across the chunk corner, filled at the coarse scales
+    big_mask = xr.DataArray(hole[None], dims=("time", "y", "x"), coords={"time": one.time})
+    eager = xcloudfree.remove(big, method="nearest", mask=big_mask, progress=False)
+    lazy = xcloudfree.remove(
+        big.chunk({"y": 450, "x": 400}), method="nearest", mask=big_mask.chunk({"y": 450}),
+        progress=False,
+    )  # fmt: skip
+    assert lazy.reflectance.data.numblocks[2:] == (2, 3)
+    lazy = lazy.compute()
+    assert (eager.fill_source.values == 2).sum() == hole.sum()
+    for name in ("reflectance", "quality", "fill_source"):
+        np.testing.assert_array_equal(lazy[name].values, eager[name].values, err_msg=name)

@@ -3,6 +3,9 @@
 :mod:`.baselines`
     ``median``, ``nearest``, ``interpolate`` and ``regression`` (the hybrid's base),
     their ``quality`` and expected error;
+:mod:`.spatial`
+    the same-date fill, where no other date is clear (``fallback=`` of
+    :func:`xcloudfree.remove`);
 :mod:`.neighbours`
     which other dates a fill draws from;
 :mod:`.composite`

@@ -28,8 +28,11 @@ from __future__ import annotations
 import dask.array as dsa
 import numpy as np
 import xarray as xr
-from dask.array.overlap import overlap, trim_internal
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
 from scipy import ndimage
+
+from .baselines import quality_from_error
 
 __all__ = [
     "ERROR_BY_SCALE", "FALLBACKS", "FILL_SOURCE_ATTRS", "MIN_WEIGHT", "REACH", "SIGMAS", "inpaint",
@@ -132,35 +135,33 @@ def _block(refl, quality, cloud, *, fallback):
 
     Returns ``(T, B + 2, Y, X)``: reflectance, quality, fill_source.
     """
-    from .baselines import quality_from_error
-
     t, b = refl.shape[:2]
     out = np.empty((t, b + 2, *refl.shape[2:]), dtype=np.float32)
     out[:, :b] = refl
     out[:, b] = quality
     finite = np.isfinite(refl).all(axis=1)
     cloud = cloud.astype(bool)
-    # quality 0 says a fill found nothing to fill from; NaN says no data (kept as it is).
-    nothing = cloud & (quality == 0)
-    unfilled = nothing & finite
-    source = np.where(cloud & ~np.isnan(quality), np.where(nothing, 3, 1), 0)
-    source = source.astype(np.float32)
-    errors = np.asarray(ERROR_BY_SCALE, dtype=np.float32)
+    unfilled = _unfilled(refl, quality, cloud)
+    # NaN quality says no data: kept as it is, and counted as observed.
+    source = np.where(cloud & ~np.isnan(quality), np.where(quality == 0, 3, 1), 0)
+    out[:, b + 1] = source
     for i in range(t):
-        if not unfilled[i].any():
+        if not unfilled[i].any() or fallback == "keep":
             continue
         if fallback == "nan":
             out[i, :b][:, unfilled[i]] = np.nan
             continue
-        if fallback == "keep":
-            continue
-        filled, scale = inpaint(refl[i], ~cloud[i] & finite[i], unfilled[i])
-        done = scale >= 0
-        out[i, :b][:, done] = filled[:, done]
-        out[i, b][done] = quality_from_error(errors[scale[done]])
-        source[i][done] = 2
-    out[:, b + 1] = source
+        _paste(out, i, *inpaint(refl[i], ~cloud[i] & finite[i], unfilled[i]))
     return out
+
+
+def _paste(out: np.ndarray, d: int, filled: np.ndarray, scale: np.ndarray) -> None:
+    """Date ``d``'s same-date fill into ``out`` where a scale reached: value, quality, source."""
+    b = out.shape[1] - 2
+    done = scale >= 0
+    out[d, :b][:, done] = filled[:, done]
+    out[d, b][done] = quality_from_error(np.asarray(ERROR_BY_SCALE, np.float32)[scale[done]])
+    out[d, b + 1][done] = 2
 
 
 def inpaint_unfilled(
@@ -206,7 +207,7 @@ def inpaint_unfilled(
 
 def _lazy(data: dsa.Array, quality: dsa.Array, cloud: dsa.Array, fallback: str) -> dsa.Array:
     """:func:`_block` over dask chunks; ``(T, B + 2, Y, X)`` chunked in space like ``data``."""
-    data = data.rechunk({1: -1})
+    data = data.rechunk({0: -1, 1: -1})
     b = data.shape[1]
     space = data.chunks[2:]
     if fallback != "inpaint":  # nothing spatial: one task per chunk, no halo
@@ -215,25 +216,107 @@ def _lazy(data: dsa.Array, quality: dsa.Array, cloud: dsa.Array, fallback: str) 
             _block4, data, quality.rechunk(grid)[:, None], cloud.rechunk(grid)[:, None],
             chunks=(data.chunks[0], (b + 2,), *space), dtype=np.float32, fallback=fallback,
         )  # fmt: skip
-    # One date per task (the fill is per date) with the reach as halo, so the tasks stay
-    # small however many dates the cube holds; chunks narrower than the reach are merged
-    # first (the halo can only come from direct neighbours).
+    # Three tasks per chunk, so that only what a fill needs moves between workers:
+    # which dates have something to fill from the surroundings (a few bytes); the strips
+    # of those dates within reach of each neighbour that needs them (nothing, mostly);
+    # and the chunk's own result, which pastes the strips it gets around itself.
     merged = tuple(_at_least(c, min(REACH, sum(c))) for c in space)
-    data = data.rechunk((1, -1, *merged))
+    data = data.rechunk({2: merged[0], 3: merged[1]})
     grid = (data.chunks[0], *merged)
-    depth = {0: 0, 1: 0, 2: min(REACH, data.shape[2]), 3: min(REACH, data.shape[3])}
-    # No padding past the scene's edge: the zero-padded smoothing inside a task then sees
-    # exactly what it sees on the whole array.
-    ov = [
-        overlap(a, depth=depth, boundary="none")
-        for a in (data, quality.rechunk(grid)[:, None], cloud.rechunk(grid)[:, None])
-    ]
-    out = dsa.map_blocks(
-        _block4, *ov, chunks=(ov[0].chunks[0], (b + 2,), *ov[0].chunks[2:]),
-        dtype=np.float32, fallback=fallback,
+    quality, cloud = quality.rechunk(grid), cloud.rechunk(grid)
+    token = tokenize(data, quality, cloud, fallback)
+    name, flags, strips = (
+        f"{step}-{token}" for step in ("inpaint-unfilled", "unfilled-dates", "inpaint-strips")
+    )
+    ny, nx = len(merged[0]), len(merged[1])
+    dsk: dict = {}
+    for i in range(ny):
+        for j in range(nx):
+            near = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                    if (dy or dx) and 0 <= i + dy < ny and 0 <= j + dx < nx]  # fmt: skip
+            d, q, c = (data.name, 0, 0, i, j), (quality.name, 0, i, j), (cloud.name, 0, i, j)
+            dsk[(flags, i, j)] = (_unfilled_dates, d, q, c)
+            dsk[(strips, i, j)] = (
+                _strips, d, c, near, [(flags, i + dy, j + dx) for dy, dx in near]
+            )  # fmt: skip
+            dsk[(name, 0, 0, i, j)] = (
+                _with_strips, d, q, c, near, [(strips, i + dy, j + dx) for dy, dx in near]
+            )  # fmt: skip
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[data, quality, cloud])
+    out = dsa.Array(
+        graph, name, chunks=(data.chunks[0], (b + 2,), *merged), dtype=np.float32,
+        meta=np.empty((0, 0, 0, 0), np.float32),
     )  # fmt: skip
-    out = trim_internal(out, depth, boundary="none")
-    return out.rechunk({0: -1, 2: space[0], 3: space[1]})
+    return out.rechunk({2: space[0], 3: space[1]})
+
+
+def _unfilled(refl, quality, cloud) -> np.ndarray:
+    # quality 0 says a fill found nothing to fill from; non-finite values are no data.
+    return cloud.astype(bool) & (quality == 0) & np.isfinite(refl).all(axis=1)
+
+
+def _unfilled_dates(refl, quality, cloud) -> np.ndarray:
+    """``(T,)`` bool: the dates with a pixel for the same-date fill in this chunk."""
+    return _unfilled(refl, quality, cloud).any(axis=(1, 2))
+
+
+def _toward(offset: int, size: int) -> slice:
+    """The part of an axis within reach of the neighbour at ``offset`` (-1, 0, +1)."""
+    return {-1: slice(0, REACH), 0: slice(0, size), 1: slice(size - REACH, size)}[offset]
+
+
+def _strips(refl, cloud, near, wanted):
+    """Per neighbour ``(dy, dx)``: the dates it needs, and this chunk's strip toward it.
+
+    Returns ``{(dy, dx): (dates, values (n, B, h, w), source (n, h, w))}`` for the
+    neighbours that have a date to fill from their surroundings only.
+    """
+    out = {}
+    h, w = refl.shape[2:]
+    for (dy, dx), dates in zip(near, wanted, strict=True):
+        dates = np.flatnonzero(dates)
+        if dates.size:
+            ys, xs = _toward(dy, h), _toward(dx, w)
+            values = refl[dates][:, :, ys, xs]
+            source = np.isfinite(values).all(axis=1) & ~cloud[dates][:, ys, xs].astype(bool)
+            out[(dy, dx)] = (dates, values, source)
+    return out
+
+
+def _with_strips(refl, quality, cloud, near, strips):
+    """:func:`_block` of a chunk, filling from its surroundings with the strips it got.
+
+    ``near`` lists the ``(dy, dx)`` offsets of the neighbouring chunks (none past the
+    scene's edge, as no padding is) and ``strips`` their :func:`_strips`.
+    """
+    out = _block(refl, quality, cloud, fallback="keep")
+    unfilled = _unfilled(refl, quality, cloud)
+    dates = np.flatnonzero(unfilled.any(axis=(1, 2)))
+    if not dates.size:
+        return out
+    b, (h, w) = refl.shape[1], refl.shape[2:]
+    top, left, bottom, right = (
+        REACH if any(o[axis] == side for o in near) else 0
+        for axis, side in ((0, -1), (1, -1), (0, 1), (1, 1))
+    )
+    rows = {-1: slice(0, top), 0: slice(top, top + h), 1: slice(top + h, top + h + bottom)}
+    cols = {-1: slice(0, left), 0: slice(left, left + w), 1: slice(left + w, left + w + right)}
+    for d in dates:
+        # The chunk and all within reach of it, on a canvas with no source elsewhere.
+        values = np.zeros((b, top + h + bottom, left + w + right), np.float32)
+        source = np.zeros(values.shape[1:], bool)
+        values[:, rows[0], cols[0]] = refl[d]
+        source[rows[0], cols[0]] = np.isfinite(refl[d]).all(axis=0) & ~cloud[d].astype(bool)
+        for (dy, dx), given in zip(near, strips, strict=True):
+            there, strip, ok = given[(-dy, -dx)]  # the neighbour's strip toward this chunk
+            k = int(np.searchsorted(there, d))
+            values[:, rows[dy], cols[dx]] = strip[k]
+            source[rows[dy], cols[dx]] = ok[k]
+        hole = np.zeros(source.shape, bool)
+        hole[rows[0], cols[0]] = unfilled[d]
+        filled, scale = inpaint(values, source, hole)
+        _paste(out, d, filled[:, rows[0], cols[0]], scale[rows[0], cols[0]])
+    return out
 
 
 def _at_least(chunks: tuple[int, ...], size: int) -> tuple[int, ...]:

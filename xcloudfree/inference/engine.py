@@ -335,13 +335,14 @@ def _unpack_then_fill(data, packed, stats, *scene, names, dates: int, origin, co
     return fill_block(data, mask, stats, **fits, origin=origin, core=core, **kwargs)
 
 
-def _fit_on_blocks(*blocks, fit, n: int, out_shape, **kwargs):
+def _fit_on_blocks(*blocks, fit, n: int, out_shape, out_dtype, **kwargs):
     # blocks: n crops, n masks, then the other whole arrays (stats, ...).
     crops, masks, rest = blocks[:n], blocks[n : 2 * n], blocks[2 * n :]
-    return np.asarray(fit(list(crops), list(masks), *rest, **kwargs), np.float32).reshape(out_shape)
+    out = np.asarray(fit(list(crops), list(masks), *rest, **kwargs), out_dtype)
+    return out.reshape(out_shape)
 
 
-def _lazy_fit(fit, crops, masks, extra, out_shape, **kwargs) -> dsa.Array:
+def _lazy_fit(fit, crops, masks, extra, out_shape, dtype=np.float32, **kwargs) -> dsa.Array:
     """``fit(crops, masks, *extra, **kwargs)`` as a one-chunk dask array.
 
     Built with :func:`dask.array.blockwise` (every input given whole to one task)
@@ -354,8 +355,8 @@ def _lazy_fit(fit, crops, masks, extra, out_shape, **kwargs) -> dsa.Array:
     index = tuple(f"out{d}" for d in range(len(out_shape)))
     return dsa.blockwise(
         _fit_on_blocks, index, *args, new_axes=dict(zip(index, out_shape)), concatenate=True,
-        dtype=np.float32, meta=np.empty((0,) * len(out_shape), np.float32), fit=fit,
-        n=len(crops), out_shape=out_shape, **kwargs,
+        dtype=dtype, meta=np.empty((0,) * len(out_shape), dtype), fit=fit, n=len(crops),
+        out_shape=out_shape, out_dtype=dtype, **kwargs,
     )  # fmt: skip
 
 
@@ -368,12 +369,12 @@ def _scene_fits(data, mask, stats, days, options: EngineOptions) -> dict:
     """
     from .adaptation import WINDOWS as ADAPT_WINDOWS
     from .adaptation import fit_adapters, n_parameters, training_windows
-    from .guard import WINDOWS, fit_guard
+    from .guard import GROUPS, WINDOWS, fit_guard
 
     eager = isinstance(data, np.ndarray)
 
-    def fitted(fit, count, extra, out_shape, **kwargs):
-        """``fit(crops, masks, *extra)`` on ``count`` windows: now, or as one dask task."""
+    def windows(count):
+        """The crops and masks of ``count`` windows spread over the region."""
         spans = training_windows(data.shape[2:], count)
         # On dask each window is read again for the fits (never held from another
         # pass), and only the chunks under the windows are read.
@@ -381,22 +382,51 @@ def _scene_fits(data, mask, stats, days, options: EngineOptions) -> dict:
             data[:, :, ys, xs] if eager else reread(data[:, :, ys, xs], f"window{count}-{i}")
             for i, (ys, xs) in enumerate(spans)
         ]
-        masks = [mask[:, ys, xs] for ys, xs in spans]
-        if eager:
-            return fit(crops, masks, *extra, **kwargs)
-        return _lazy_fit(fit, crops, masks, extra, out_shape, **kwargs)
+        return crops, [mask[:, ys, xs] for ys, xs in spans]
 
     t, c = data.shape[:2]
     fits: dict = {}
     if options.adapt:
         need = mask.any(axis=(1, 2))
-        fits["adapters"] = fitted(
-            fit_adapters, ADAPT_WINDOWS, (need, stats), (t, n_parameters(c) + 2), days=days
+        crops, masks = windows(ADAPT_WINDOWS)
+        extra = (need, stats)
+        fits["adapters"] = (
+            fit_adapters(crops, masks, *extra, days=days)
+            if eager
+            else _lazy_fit(fit_adapters, crops, masks, extra, (t, n_parameters(c) + 2), days=days)
         )
     if options.stages and options.guard:
         extra = (stats, fits["adapters"]) if "adapters" in fits else (stats,)
-        fits["guard"] = fitted(fit_guard, WINDOWS, extra, (t,), days=days, options=options)
+        crops, masks = windows(WINDOWS)
+        if eager:
+            fits["guard"] = fit_guard(crops, masks, *extra, days=days, options=options)
+        else:
+            # Each window and group of dates is a trial of its own task, so that the
+            # workers share them; one small task adds their float64 sums up in the
+            # eager order.
+            parts = [
+                _lazy_fit(_guard_trial, [crop], [m], extra, (3, t), np.float64, group=g,
+                          days=days, options=options)
+                for crop, m in zip(crops, masks, strict=True)
+                for g in range(len(GROUPS))
+            ]  # fmt: skip
+            fits["guard"] = dsa.map_blocks(
+                _guard_from_stack, dsa.stack(parts).rechunk(-1), drop_axis=(0, 1),
+                chunks=((t,),), dtype=np.float32,
+            )  # fmt: skip
     return fits
+
+
+def _guard_trial(crops, masks, *extra, group, days, options):
+    from .guard import window_sums
+
+    return window_sums(crops[0], masks[0], *extra, group=group, days=days, options=options)
+
+
+def _guard_from_stack(sums):
+    from .guard import guard_from_sums
+
+    return guard_from_sums(list(sums))
 
 
 def fill_with_model(

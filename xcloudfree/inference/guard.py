@@ -15,17 +15,19 @@ the base back, 1 the networks' output. Dates with too few simulated pixels take
 the weight pooled over the dates that have them; a scene with no such date at all
 (every pixel cloudy on every date) gives no evidence, and gets 0.
 
-Dates are simulated in two interleaved groups, so that a date's nearest
-neighbours keep their clear pixels as they do under real clouds. The weights are
-fitted once per scene on :data:`WINDOWS` windows spread over the region
-(:func:`.adaptation.training_windows`), so they do not depend on the chunking.
+Dates are simulated in two interleaved groups (:data:`GROUPS`), so that a date's
+nearest neighbours keep their clear pixels as they do under real clouds. The weights
+are fitted once per scene on :data:`WINDOWS` windows spread over the region
+(:func:`.adaptation.training_windows`), so they do not depend on the chunking. Each
+window and group is a trial of its own (:func:`window_sums`; one dask task each, so
+workers share them), and :func:`guard_from_sums` adds their sums up.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MIN_PIXELS", "WINDOWS", "fit_guard"]
+__all__ = ["GROUPS", "MIN_PIXELS", "WINDOWS", "fit_guard", "guard_from_sums", "window_sums"]
 
 #: Windows (of :data:`.adaptation.WINDOW` px) the guard simulates on: half the
 #: adaptation's, as its trial fills cost as much as the fill of the windows itself.
@@ -35,6 +37,8 @@ MIN_PIXELS = 400
 #: Share of a date's clear pixels the laid cloud should cover (the donor date is the
 #: one whose mask comes closest to it).
 COVER = 0.35
+#: The two interleaved groups of dates simulated in turn.
+GROUPS = (slice(0, None, 2), slice(1, None, 2))
 
 
 def _donors(mask: np.ndarray, usable: np.ndarray) -> np.ndarray:
@@ -56,31 +60,53 @@ def _donors(mask: np.ndarray, usable: np.ndarray) -> np.ndarray:
     return sim
 
 
-def _window_sums(data, mask, stats, adapters, *, days, options) -> np.ndarray:
-    """``(3, T)``: per date, sum((truth - base) * (net - base)), sum((net - base)^2), count."""
+def window_sums(data, mask, stats, adapters=None, *, group: int, days, options) -> np.ndarray:
+    """One window's evidence from one of the two groups of dates (:data:`GROUPS`).
+
+    Returns ``(3, T)``: per date, sum((truth - base) * (net - base)), sum((net - base)^2)
+    and the count of simulated values; zero for the other group's dates. The windows
+    and groups are independent trials, so on dask each is its own task
+    (:func:`xcloudfree.inference.engine.fill_with_model`) and :func:`guard_from_sums`
+    adds them up.
+    """
+    from .devices import release_memory
     from .engine import fill_block
 
     data = data.astype(np.float32)
     out = np.zeros((3, data.shape[0]))
     usable = ~mask & np.isfinite(data).all(1)
-    sim = _donors(mask, usable)
-    for group in (slice(0, None, 2), slice(1, None, 2)):
-        laid = np.zeros_like(sim)
-        laid[group] = sim[group]
-        if not laid.any():
-            continue
-        trial = mask | laid
-        # The networks fill only this group's dates: the others are not scored.
-        net, base = fill_block(
-            data, trial, stats, adapters, days=days, options=options, dates=laid.any((1, 2)),
-            with_base=True,
-        )  # fmt: skip
-        net = net[:, :-1]
-        where = laid[:, None] & np.isfinite(net) & np.isfinite(base)
-        e = np.where(where, data - base, 0.0)
-        n = np.where(where, net - base, 0.0)
-        out += [(e * n).sum((1, 2, 3)), (n * n).sum((1, 2, 3)), where.sum((1, 2, 3))]
+    laid = np.zeros_like(mask)
+    laid[GROUPS[group]] = _donors(mask, usable)[GROUPS[group]]
+    if not laid.any():
+        return out
+    trial = mask | laid
+    # The networks fill only this group's dates: the others are not scored.
+    net, base = fill_block(
+        data, trial, stats, adapters, days=days, options=options, dates=laid.any((1, 2)),
+        with_base=True,
+    )  # fmt: skip
+    net = net[:, :-1]
+    where = laid[:, None] & np.isfinite(net) & np.isfinite(base)
+    e = np.where(where, data - base, 0.0)
+    n = np.where(where, net - base, 0.0)
+    out[:] = [(e * n).sum((1, 2, 3)), (n * n).sum((1, 2, 3)), where.sum((1, 2, 3))]
+    del net, base, e, n, where
+    release_memory()  # before the next trial's or the fill's own big arrays
     return out
+
+
+def guard_from_sums(parts: list[np.ndarray]) -> np.ndarray:
+    """``(T,)`` float32 weights in 0-1 from the :func:`window_sums` of every trial.
+
+    The parts are added in the order given, so the eager and the dask paths, which
+    give them in the same order, agree to the bit.
+    """
+    num, den, count = sum(parts, np.zeros_like(parts[0]))
+    own = (count >= MIN_PIXELS) & (den > 0)
+    pooled = num[own].sum() / den[own].sum() if own.any() else 0.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        alpha = np.where(own, num / den, pooled)
+    return np.clip(alpha, 0.0, 1.0).astype(np.float32)
 
 
 def fit_guard(
@@ -111,16 +137,9 @@ def fit_guard(
     numpy.ndarray
         ``(T,)`` float32 in 0-1.
     """
-    from .devices import release_memory
-
-    t = windows[0].shape[0]
-    sums = np.zeros((3, t))  # sum(e * n), sum(n * n), count, per date
-    for data, mask in zip(windows, masks, strict=True):
-        sums += _window_sums(data, mask, stats, adapters, days=days, options=options)
-    release_memory()  # before the fill's own big arrays (see .devices.release_memory)
-    num, den, count = sums
-    own = (count >= MIN_PIXELS) & (den > 0)
-    pooled = num[own].sum() / den[own].sum() if own.any() else 0.0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        alpha = np.where(own, num / den, pooled)
-    return np.clip(alpha, 0.0, 1.0).astype(np.float32)
+    parts = [
+        window_sums(data, mask, stats, adapters, group=g, days=days, options=options)
+        for data, mask in zip(windows, masks, strict=True)
+        for g in range(len(GROUPS))
+    ]
+    return guard_from_sums(parts)
