@@ -95,6 +95,18 @@ def test_a_date_with_nothing_clear_is_kept_and_marked_not_filled(sample):
     assert (out.fill_source.values == 3).all()
 
 
+def test_a_series_keeps_never_clear_pixels_unless_asked(sample):
+    # Default: "inpaint" for one date, "keep" for a series; either can be asked for.
+    scene = sample.isel(time=slice(0, 3), y=slice(0, 64), x=slice(0, 64))
+    mask = xr.zeros_like(scene.isel(band=0, drop=True), dtype=bool)
+    mask[:, 20:30, 20:30] = True  # cloudy on every date there, clear around
+    kept = xcloudfree.remove(scene, method="nearest", mask=mask, progress=False)
+    assert (kept.fill_source.values[:, 20:30, 20:30] == 3).all()
+    np.testing.assert_array_equal(kept.reflectance.values, scene.values)
+    filled = xcloudfree.remove(scene, "nearest", mask=mask, fallback="inpaint", progress=False)
+    assert (filled.fill_source.values[:, 20:30, 20:30] == 2).all()
+
+
 def test_a_pixel_another_date_can_fill_is_never_inpainted(sample):
     # Every cloudy pixel of the sample has a clear date somewhere: nothing is inpainted,
     # and the result equals the fill with fallback="keep".
@@ -141,7 +153,7 @@ def test_no_data_stays_no_data_and_is_neither_source_nor_hole(holed):
 
 
 def test_chunks_wider_than_the_reach_read_their_neighbours_and_give_the_eager_result(holed):
-    # 2 x 2 chunks of at least the reach: a hole's fill reads across chunk edges.
+    # 2 x 3 chunks (one column narrower than the reach): a fill reads across chunk edges.
     one, mask = holed
     big = one.pad(y=(0, 644), x=(0, 644), mode="reflect")
     big = big.assign_coords(y=np.arange(900), x=np.arange(900))

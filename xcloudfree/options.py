@@ -190,7 +190,7 @@ class RemovalOptions:
     engine: EngineOptions | None
     dilate: int | None = None
     progress: bool = True
-    fallback: str = "inpaint"
+    fallback: str | None = None
 
     @classmethod
     def build(
@@ -208,14 +208,14 @@ class RemovalOptions:
         adapt: bool = False,
         guard: bool = True,
         progress: bool = True,
-        fallback: str = "inpaint",
+        fallback: str | None = None,
     ) -> RemovalOptions:
         """Validate the keyword arguments of :func:`xcloudfree.remove` (bar the cube's own)."""
         from .fills.spatial import FALLBACKS
 
         if method not in METHODS:
             raise OptionError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
-        if fallback not in FALLBACKS:
+        if fallback is not None and fallback not in FALLBACKS:
             raise OptionError(
                 f"fallback={fallback!r}: choose 'inpaint' (fill from the same date's clear "
                 "pixels around), 'keep' (keep the cloudy input) or 'nan'"

@@ -51,7 +51,7 @@ def remove(
     dtype: str = "float32",
     adapt: bool = False,
     guard: bool = True,
-    fallback: str = "inpaint",
+    fallback: str | None = None,
     progress: bool = True,
 ) -> xr.Dataset:
     """Remove clouds from a Sentinel-2 cube.
@@ -116,12 +116,14 @@ def remove(
         the networks' output whole, as for the ablations.
     fallback
         What a cloudy pixel gets when no other date is clear there (every cloudy pixel
-        of a single-date cube): ``"inpaint"`` (default) fills it from the clear
-        pixels around it on the same date, at the finest of several scales that
-        reaches one (:mod:`xcloudfree.fills.spatial`; ``fill_source == 2``, with the
-        larger expected error of that scale); ``"keep"`` keeps the cloudy input and
-        ``"nan"`` makes it NaN (``fill_source == 3`` for both, as for a pixel with
-        nothing within reach to fill from).
+        of a single-date cube): ``"inpaint"`` fills it from the clear pixels around it
+        on the same date, at the finest of several scales that reaches one
+        (:mod:`xcloudfree.fills.spatial`; ``fill_source == 2``, with the larger
+        expected error of that scale); ``"keep"`` keeps the cloudy input and ``"nan"``
+        makes it NaN (``fill_source == 3`` for both, as for a pixel with nothing within
+        reach to fill from). Default: ``"inpaint"`` for a single date, ``"keep"`` for
+        a series (there it touches only pixels cloudy on every date, and on dask its
+        halo still makes peak memory grow with the area).
     progress
         Show progress bars while numpy (eager) input is processed. Dask input is
         lazy: see its progress with ``dask.diagnostics.ProgressBar`` or
@@ -172,6 +174,8 @@ def remove(
     given = mask if options.mask is None else None
     labels = _band_labels(cube)
     cube = as_cube(cube, scale=scale, offset=offset)
+    if fallback is None:
+        fallback = "inpaint" if cube.sizes["time"] == 1 else "keep"
     if options.engine is not None:
         from .inference import run
 
@@ -185,7 +189,9 @@ def remove(
         variables = dict(resolve_mask(cube, options.mask, given).data_vars)
         reflectance, quality = fill(cube, variables["cloud_mask"], method)
     applied = variables.pop("cloud_mask")
-    reflectance, quality, source = inpaint_unfilled(reflectance, quality, applied, fallback)
+    reflectance, quality, source = inpaint_unfilled(
+        reflectance, quality, applied, fallback, observed=cube
+    )
     reflectance.name = "reflectance"
     variables = {
         "reflectance": reflectance,

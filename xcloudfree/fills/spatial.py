@@ -113,15 +113,29 @@ def inpaint(
     for i, sigma in enumerate(SIGMAS):
         if not todo.any():  # most holes are reached at a fine scale: stop there
             break
-        smooth = _smooth(weight, sigma)
-        take = todo & (smooth > (min_weight if i < len(SIGMAS) - 1 else _ANY))
+        # Only the holes left and what lies within this scale's kernel of them: the
+        # smoothing there is exactly that of the whole array (zero padding at its edges).
+        win = _around(todo, int(_TRUNCATE * sigma + 0.5))
+        smooth = _smooth(weight[win], sigma)
+        take = todo[win] & (smooth > (min_weight if i < len(SIGMAS) - 1 else _ANY))
         if not take.any():
             continue
         for k in range(values.shape[0]):
-            filled[k][take] = _smooth(clear[k], sigma)[take] / smooth[take]
-        scale[take] = i
-        todo &= ~take
+            filled[k][win][take] = _smooth(clear[k][win], sigma)[take] / smooth[take]
+        scale[win][take] = i
+        todo[win] &= ~take
     return filled, scale
+
+
+def _around(mask: np.ndarray, radius: int) -> tuple[slice, slice]:
+    """The bounding box of ``mask``'s True pixels grown by ``radius``, within the array."""
+    spans = []
+    for axis in (1, 0):
+        hit = np.flatnonzero(mask.any(axis=axis))
+        spans.append(
+            slice(max(hit[0] - radius, 0), min(hit[-1] + 1 + radius, mask.shape[1 - axis]))
+        )
+    return tuple(spans)
 
 
 def _smooth(a: np.ndarray, sigma: float) -> np.ndarray:
@@ -165,7 +179,11 @@ def _paste(out: np.ndarray, d: int, filled: np.ndarray, scale: np.ndarray) -> No
 
 
 def inpaint_unfilled(
-    reflectance: xr.DataArray, quality: xr.DataArray, cloud: xr.DataArray, fallback: str
+    reflectance: xr.DataArray,
+    quality: xr.DataArray,
+    cloud: xr.DataArray,
+    fallback: str,
+    observed: xr.DataArray | None = None,
 ) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
     """Apply ``fallback`` to the cloudy pixels that no other date could fill.
 
@@ -184,6 +202,10 @@ def inpaint_unfilled(
         The ``(time, y, x)`` bool mask that was filled.
     fallback
         One of :data:`FALLBACKS`.
+    observed
+        The cube that was filled (its clear pixels are the fill's). On dask, the tasks
+        that find what to fill and cut the strips around it read it, not the fill, so
+        that no chunk's fill waits in memory for its neighbours'.
 
     Returns
     -------
@@ -198,15 +220,25 @@ def inpaint_unfilled(
     if refl.chunks is None:
         both = _block(refl.values, q.values, np.asarray(c.values), fallback=fallback)
     else:
-        both = _lazy(refl.data, dsa.asarray(q.data), dsa.asarray(c.data), fallback)
+        basis = None
+        if observed is not None and observed.chunks is not None:
+            obs = observed.transpose("time", "band", "y", "x")
+            if "band" in obs.coords and "band" in refl.coords:
+                obs = obs.sel(band=refl["band"].values)
+            basis = obs.data
+        both = _lazy(refl.data, dsa.asarray(q.data), dsa.asarray(c.data), fallback, basis)
     out = refl.copy(data=both[:, :b])
     quality = q.copy(data=both[:, b]).assign_attrs(quality.attrs)
     source = q.copy(data=both[:, b + 1].astype(np.uint8)).rename("fill_source")
     return out, quality, source.assign_attrs(FILL_SOURCE_ATTRS)
 
 
-def _lazy(data: dsa.Array, quality: dsa.Array, cloud: dsa.Array, fallback: str) -> dsa.Array:
-    """:func:`_block` over dask chunks; ``(T, B + 2, Y, X)`` chunked in space like ``data``."""
+def _lazy(data, quality, cloud, fallback: str, observed=None) -> dsa.Array:
+    """:func:`_block` over dask chunks; ``(T, B + 2, Y, X)`` chunked in space like ``data``.
+
+    ``observed`` (the filled cube, or None for ``data`` itself) is what the tasks that
+    find the dates to fill and cut the strips read.
+    """
     data = data.rechunk({0: -1, 1: -1})
     b = data.shape[1]
     space = data.chunks[2:]
@@ -218,105 +250,67 @@ def _lazy(data: dsa.Array, quality: dsa.Array, cloud: dsa.Array, fallback: str) 
         )  # fmt: skip
     # Three tasks per chunk, so that only what a fill needs moves between workers:
     # which dates have something to fill from the surroundings (a few bytes); the strips
-    # of those dates within reach of each neighbour that needs them (nothing, mostly);
-    # and the chunk's own result, which pastes the strips it gets around itself.
-    merged = tuple(_at_least(c, min(REACH, sum(c))) for c in space)
+    # of those dates within reach of each chunk that needs them (nothing, mostly); and
+    # the chunk's own result, pasted over a canvas of the strips it gets. A chunk
+    # narrower than the reach gets strips from the chunks beyond its neighbours too;
+    # chunks under a third of the reach are merged first, so that no chunk has more
+    # than 7 x 7 around it (a graph that stays small) while none grows much (memory).
+    merged = tuple(_at_least(c, min(REACH // 3, sum(c))) for c in space)
     data = data.rechunk({2: merged[0], 3: merged[1]})
-    grid = (data.chunks[0], *merged)
-    quality, cloud = quality.rechunk(grid), cloud.rechunk(grid)
-    token = tokenize(data, quality, cloud, fallback)
+    quality = quality.rechunk((data.chunks[0], *merged))
+    cloud = cloud.rechunk((data.chunks[0], *merged))
+    basis = data if observed is None else observed.rechunk((-1, -1, *merged))
+    # Read from storage inside the tasks that use it, so that no read is held for them
+    # (see xcloudfree.inference.halo.inline_reader); in-memory input is used as it is.
+    from ..inference.halo import inline_reader
+
+    inline = inline_reader(basis) if observed is not None else None
+    token = tokenize(data, quality, cloud, fallback, basis)
     name, flags, strips = (
         f"{step}-{token}" for step in ("inpaint-unfilled", "unfilled-dates", "inpaint-strips")
     )
+    bounds = [np.cumsum((0, *c)).tolist() for c in merged]
     ny, nx = len(merged[0]), len(merged[1])
+    reach = [[(max(e[i] - REACH, 0), min(e[i + 1] + REACH, e[-1])) for i in range(len(e) - 1)]
+             for e in bounds]  # fmt: skip
+    # Per chunk, the chunks within its reach and the part of each that lies in it.
+    near: dict = {(i, j): [] for i in range(ny) for j in range(nx)}
+    gives: dict = {(i, j): [] for i in range(ny) for j in range(nx)}
+    for i, j in near:
+        (wy0, wy1), (wx0, wx1) = reach[0][i], reach[1][j]
+        for k in range(ny):
+            for m in range(nx):
+                y0, y1 = max(wy0, bounds[0][k]), min(wy1, bounds[0][k + 1])
+                x0, x1 = max(wx0, bounds[1][m]), min(wx1, bounds[1][m + 1])
+                if (k, m) == (i, j) or y0 >= y1 or x0 >= x1:
+                    continue
+                local = (y0 - bounds[0][k], y1 - bounds[0][k], x0 - bounds[1][m], x1 - bounds[1][m])
+                on_canvas = (y0 - wy0, y1 - wy0, x0 - wx0, x1 - wx0)
+                near[(i, j)].append(((k, m), len(gives[(k, m)]), on_canvas))
+                gives[(k, m)].append(((i, j), local))
     dsk: dict = {}
-    for i in range(ny):
-        for j in range(nx):
-            near = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
-                    if (dy or dx) and 0 <= i + dy < ny and 0 <= j + dx < nx]  # fmt: skip
-            d, q, c = (data.name, 0, 0, i, j), (quality.name, 0, i, j), (cloud.name, 0, i, j)
-            dsk[(flags, i, j)] = (_unfilled_dates, d, q, c)
-            dsk[(strips, i, j)] = (
-                _strips, d, c, near, [(flags, i + dy, j + dx) for dy, dx in near]
-            )  # fmt: skip
-            dsk[(name, 0, 0, i, j)] = (
-                _with_strips, d, q, c, near, [(strips, i + dy, j + dx) for dy, dx in near]
-            )  # fmt: skip
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[data, quality, cloud])
+    for (i, j), given in gives.items():
+        d, c = (basis.name, 0, 0, i, j), (cloud.name, 0, i, j)
+        d = d if inline is None else inline(d)
+        dsk[(flags, i, j)] = (_unfilled_dates, d, c)
+        dsk[(strips, i, j)] = (
+            _strips, d, c, [local for _, local in given], [(flags, *t) for t, _ in given]
+        )  # fmt: skip
+    for (i, j), around in near.items():
+        d, q, c = (data.name, 0, 0, i, j), (quality.name, 0, i, j), (cloud.name, 0, i, j)
+        (wy0, wy1), (wx0, wx1) = reach[0][i], reach[1][j]
+        canvas = (wy1 - wy0, wx1 - wx0, bounds[0][i] - wy0, bounds[1][j] - wx0)
+        dsk[(name, 0, 0, i, j)] = (
+            _with_strips, d, q, c, canvas, [(at, put) for _, at, put in around],
+            [(strips, *src) for src, _, _ in around],
+        )  # fmt: skip
+    needs = [data, quality, cloud] + ([basis] if inline is None else [])
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=needs)
     out = dsa.Array(
         graph, name, chunks=(data.chunks[0], (b + 2,), *merged), dtype=np.float32,
         meta=np.empty((0, 0, 0, 0), np.float32),
     )  # fmt: skip
     return out.rechunk({2: space[0], 3: space[1]})
-
-
-def _unfilled(refl, quality, cloud) -> np.ndarray:
-    # quality 0 says a fill found nothing to fill from; non-finite values are no data.
-    return cloud.astype(bool) & (quality == 0) & np.isfinite(refl).all(axis=1)
-
-
-def _unfilled_dates(refl, quality, cloud) -> np.ndarray:
-    """``(T,)`` bool: the dates with a pixel for the same-date fill in this chunk."""
-    return _unfilled(refl, quality, cloud).any(axis=(1, 2))
-
-
-def _toward(offset: int, size: int) -> slice:
-    """The part of an axis within reach of the neighbour at ``offset`` (-1, 0, +1)."""
-    return {-1: slice(0, REACH), 0: slice(0, size), 1: slice(size - REACH, size)}[offset]
-
-
-def _strips(refl, cloud, near, wanted):
-    """Per neighbour ``(dy, dx)``: the dates it needs, and this chunk's strip toward it.
-
-    Returns ``{(dy, dx): (dates, values (n, B, h, w), source (n, h, w))}`` for the
-    neighbours that have a date to fill from their surroundings only.
-    """
-    out = {}
-    h, w = refl.shape[2:]
-    for (dy, dx), dates in zip(near, wanted, strict=True):
-        dates = np.flatnonzero(dates)
-        if dates.size:
-            ys, xs = _toward(dy, h), _toward(dx, w)
-            values = refl[dates][:, :, ys, xs]
-            source = np.isfinite(values).all(axis=1) & ~cloud[dates][:, ys, xs].astype(bool)
-            out[(dy, dx)] = (dates, values, source)
-    return out
-
-
-def _with_strips(refl, quality, cloud, near, strips):
-    """:func:`_block` of a chunk, filling from its surroundings with the strips it got.
-
-    ``near`` lists the ``(dy, dx)`` offsets of the neighbouring chunks (none past the
-    scene's edge, as no padding is) and ``strips`` their :func:`_strips`.
-    """
-    out = _block(refl, quality, cloud, fallback="keep")
-    unfilled = _unfilled(refl, quality, cloud)
-    dates = np.flatnonzero(unfilled.any(axis=(1, 2)))
-    if not dates.size:
-        return out
-    b, (h, w) = refl.shape[1], refl.shape[2:]
-    top, left, bottom, right = (
-        REACH if any(o[axis] == side for o in near) else 0
-        for axis, side in ((0, -1), (1, -1), (0, 1), (1, 1))
-    )
-    rows = {-1: slice(0, top), 0: slice(top, top + h), 1: slice(top + h, top + h + bottom)}
-    cols = {-1: slice(0, left), 0: slice(left, left + w), 1: slice(left + w, left + w + right)}
-    for d in dates:
-        # The chunk and all within reach of it, on a canvas with no source elsewhere.
-        values = np.zeros((b, top + h + bottom, left + w + right), np.float32)
-        source = np.zeros(values.shape[1:], bool)
-        values[:, rows[0], cols[0]] = refl[d]
-        source[rows[0], cols[0]] = np.isfinite(refl[d]).all(axis=0) & ~cloud[d].astype(bool)
-        for (dy, dx), given in zip(near, strips, strict=True):
-            there, strip, ok = given[(-dy, -dx)]  # the neighbour's strip toward this chunk
-            k = int(np.searchsorted(there, d))
-            values[:, rows[dy], cols[dx]] = strip[k]
-            source[rows[dy], cols[dx]] = ok[k]
-        hole = np.zeros(source.shape, bool)
-        hole[rows[0], cols[0]] = unfilled[d]
-        filled, scale = inpaint(values, source, hole)
-        _paste(out, d, filled[:, rows[0], cols[0]], scale[rows[0], cols[0]])
-    return out
 
 
 def _at_least(chunks: tuple[int, ...], size: int) -> tuple[int, ...]:
@@ -331,6 +325,74 @@ def _at_least(chunks: tuple[int, ...], size: int) -> tuple[int, ...]:
         last = out.pop()
         out[-1] += last
     return tuple(out)
+
+
+def _unfilled(refl, quality, cloud) -> np.ndarray:
+    # quality 0 says a fill found nothing to fill from; non-finite values are no data.
+    return cloud.astype(bool) & (quality == 0) & np.isfinite(refl).all(axis=1)
+
+
+def _unfilled_dates(observed, cloud) -> np.ndarray:
+    """``(T,)`` bool: the dates with a pixel for the same-date fill in this chunk.
+
+    From the cube before the fill: a cloudy pixel with data that no date has clear
+    data at -- what every fill leaves with ``quality == 0`` (:func:`_unfilled`).
+    """
+    cloud = cloud.astype(bool)
+    finite = np.isfinite(observed).all(axis=1)
+    never = ~(finite & ~cloud).any(axis=0)
+    return (cloud & finite & never).any(axis=(1, 2))
+
+
+def _strips(refl, cloud, parts, wanted):
+    """For each chunk within reach: this chunk's part ``(y0, y1, x0, x1)`` on the dates it needs.
+
+    Returns a list like ``parts``: None where the chunk needs no date, else
+    ``(dates, values (n, B, h, w), source (n, h, w))``.
+    """
+    out = []
+    for (y0, y1, x0, x1), dates in zip(parts, wanted, strict=True):
+        dates = np.flatnonzero(dates)
+        if not dates.size:
+            out.append(None)
+            continue
+        values = refl[dates][:, :, y0:y1, x0:x1]
+        source = np.isfinite(values).all(axis=1) & ~cloud[dates][:, y0:y1, x0:x1].astype(bool)
+        out.append((dates, values, source))
+    return out
+
+
+def _with_strips(refl, quality, cloud, canvas, placed, strips):
+    """:func:`_block` of a chunk, filling from its surroundings with the strips it got.
+
+    ``canvas`` is ``(height, width, y, x)``: the region within reach of the chunk and
+    where the chunk sits in it; ``placed`` gives, per chunk around, the index of this
+    chunk's strip in its :func:`_strips` and where that strip goes on the canvas.
+    """
+    out = _block(refl, quality, cloud, fallback="keep")
+    unfilled = _unfilled(refl, quality, cloud)
+    dates = np.flatnonzero(unfilled.any(axis=(1, 2)))
+    if not dates.size:
+        return out
+    b, (h, w) = refl.shape[1], refl.shape[2:]
+    height, width, cy, cx = canvas
+    centre = (slice(cy, cy + h), slice(cx, cx + w))
+    for d in dates:
+        # The chunk and all within reach of it, with no source elsewhere.
+        values = np.zeros((b, height, width), np.float32)
+        source = np.zeros((height, width), bool)
+        values[(slice(None), *centre)] = refl[d]
+        source[centre] = np.isfinite(refl[d]).all(axis=0) & ~cloud[d].astype(bool)
+        for (at, (y0, y1, x0, x1)), given in zip(placed, strips, strict=True):
+            there, strip, ok = given[at]  # that chunk's part on this chunk's dates
+            k = int(np.searchsorted(there, d))
+            values[:, y0:y1, x0:x1] = strip[k]
+            source[y0:y1, x0:x1] = ok[k]
+        hole = np.zeros(source.shape, bool)
+        hole[centre] = unfilled[d]
+        filled, scale = inpaint(values, source, hole)
+        _paste(out, d, filled[(slice(None), *centre)], scale[centre])
+    return out
 
 
 def _block4(data, quality, cloud, *, fallback):
