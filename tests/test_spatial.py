@@ -170,3 +170,16 @@ def test_chunks_wider_than_the_reach_read_their_neighbours_and_give_the_eager_re
     assert (eager.fill_source.values == 2).sum() == hole.sum()
     for name in ("reflectance", "quality", "fill_source"):
         np.testing.assert_array_equal(lazy[name].values, eager[name].values, err_msg=name)
+
+
+def test_a_stored_cube_is_read_inside_the_tasks_and_gives_the_eager_result(holed, tmp_path):
+    # From storage, the tasks that find what to fill and cut the strips read the cube
+    # themselves (halo.inline_reader) instead of holding a read for their neighbours.
+    one, mask = holed
+    one.to_dataset(name="r").chunk({"y": 128, "x": 128}).to_zarr(tmp_path / "one.zarr")
+    stored = xr.open_zarr(tmp_path / "one.zarr")["r"]
+    lazy = xcloudfree.remove(stored, method="regression", mask=mask, progress=False)
+    eager = xcloudfree.remove(one, method="regression", mask=mask, progress=False)
+    lazy = lazy.compute()
+    for name in ("reflectance", "quality", "fill_source"):
+        np.testing.assert_array_equal(lazy[name].values, eager[name].values, err_msg=name)
