@@ -25,6 +25,8 @@ within :data:`REACH`: with that halo, dask chunks give exactly the eager result.
 
 from __future__ import annotations
 
+import itertools
+
 import dask.array as dsa
 import numpy as np
 import xarray as xr
@@ -262,7 +264,7 @@ def _lazy(data, quality, cloud, fallback: str, observed=None) -> dsa.Array:
     basis = data if observed is None else observed.rechunk((-1, -1, *merged))
     # Read from storage inside the tasks that use it, so that no read is held for them
     # (see xcloudfree.inference.halo.inline_reader); in-memory input is used as it is.
-    from ..inference.halo import inline_reader
+    from ..inference.halo import _axis_plan, inline_reader
 
     inline = inline_reader(basis) if observed is not None else None
     token = tokenize(data, quality, cloud, fallback, basis)
@@ -271,23 +273,21 @@ def _lazy(data, quality, cloud, fallback: str, observed=None) -> dsa.Array:
     )
     bounds = [np.cumsum((0, *c)).tolist() for c in merged]
     ny, nx = len(merged[0]), len(merged[1])
-    reach = [[(max(e[i] - REACH, 0), min(e[i + 1] + REACH, e[-1])) for i in range(len(e) - 1)]
-             for e in bounds]  # fmt: skip
-    # Per chunk, the chunks within its reach and the part of each that lies in it.
+    # Per chunk, the chunks within its reach and the part of each that lies in it: the
+    # halo plan of the engine's blocks (inference.halo), with the reach as halo.
+    plans = [[_axis_plan(np.asarray(e), i, REACH) for i in range(len(e) - 1)] for e in bounds]
     near: dict = {(i, j): [] for i in range(ny) for j in range(nx)}
     gives: dict = {(i, j): [] for i in range(ny) for j in range(nx)}
     for i, j in near:
-        (wy0, wy1), (wx0, wx1) = reach[0][i], reach[1][j]
-        for k in range(ny):
-            for m in range(nx):
-                y0, y1 = max(wy0, bounds[0][k]), min(wy1, bounds[0][k + 1])
-                x0, x1 = max(wx0, bounds[1][m]), min(wx1, bounds[1][m + 1])
-                if (k, m) == (i, j) or y0 >= y1 or x0 >= x1:
-                    continue
-                local = (y0 - bounds[0][k], y1 - bounds[0][k], x0 - bounds[1][m], x1 - bounds[1][m])
-                on_canvas = (y0 - wy0, y1 - wy0, x0 - wx0, x1 - wx0)
-                near[(i, j)].append(((k, m), len(gives[(k, m)]), on_canvas))
-                gives[(k, m)].append(((i, j), local))
+        wy0, _, rows = plans[0][i]
+        wx0, _, cols = plans[1][j]
+        for (k, sy), (m, sx) in itertools.product(rows, cols):
+            if (k, m) == (i, j):
+                continue
+            y0, x0 = bounds[0][k] - wy0, bounds[1][m] - wx0
+            on_canvas = (y0 + sy.start, y0 + sy.stop, x0 + sx.start, x0 + sx.stop)
+            near[(i, j)].append(((k, m), len(gives[(k, m)]), on_canvas))
+            gives[(k, m)].append(((i, j), (sy.start, sy.stop, sx.start, sx.stop)))
     dsk: dict = {}
     for (i, j), given in gives.items():
         d, c = (basis.name, 0, 0, i, j), (cloud.name, 0, i, j)
@@ -298,7 +298,8 @@ def _lazy(data, quality, cloud, fallback: str, observed=None) -> dsa.Array:
         )  # fmt: skip
     for (i, j), around in near.items():
         d, q, c = (data.name, 0, 0, i, j), (quality.name, 0, i, j), (cloud.name, 0, i, j)
-        (wy0, wy1), (wx0, wx1) = reach[0][i], reach[1][j]
+        wy0, wy1, _ = plans[0][i]
+        wx0, wx1, _ = plans[1][j]
         canvas = (wy1 - wy0, wx1 - wx0, bounds[0][i] - wy0, bounds[1][j] - wx0)
         dsk[(name, 0, 0, i, j)] = (
             _with_strips, d, q, c, canvas, [(at, put) for _, at, put in around],
