@@ -78,6 +78,20 @@ def _gather(a: np.ndarray, windows: list[Window], index: list | np.ndarray) -> n
     return np.stack([_crop(a[i], win) for win, i in zip(windows, index, strict=True)])
 
 
+def _departure(out: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Band-mean squared difference ``(T, h, w)`` of two ``(T, C, h, w)`` fills.
+
+    Band by band: the whole-array expression held two cube-sized temporaries at the
+    moment a fill's memory peaks.
+    """
+    total = np.zeros((out.shape[0], *out.shape[2:]), np.float32)
+    for k in range(out.shape[1]):
+        diff = out[:, k] - base[:, k]
+        total += np.square(diff, out=diff)
+    total /= out.shape[1]
+    return total
+
+
 def _relative(keep: tuple[slice, slice], y0: int, x0: int) -> tuple[slice, slice]:
     """A window's kept region in the coordinates of the core starting at ``(y0, x0)``."""
     ky, kx = keep
@@ -264,8 +278,10 @@ def fill_block(
             out += core_base
     else:  # the base alone (the regression, adapted to the scene)
         out[...] = b[:, :, y0:y1, x0:x1]
+    # The networks' inputs go before the scoring below: it runs at the block's peak.
+    del x, cloud, m
     # How far the networks moved the fill from the regression is part of its error.
-    departure = np.square(out - b[:, :, y0:y1, x0:x1]).mean(1) if stages else None
+    departure = _departure(out, b[:, :, y0:y1, x0:x1]) if stages else None
     method = "hybrid" if stages else "regression"
     level = out.mean(1)
     error = np.nan_to_num(expected_error(method, spread, departure, source, level), nan=np.inf)
@@ -285,7 +301,7 @@ def fill_block(
     np.copyto(quality, score, where=refill & np.isfinite(quality))
     # The base as the base-only branch above returns it.
     core_base = keep_given(b[:, :, y0:y1, x0:x1].copy()) if with_base else None
-    del x, b, base, cloud, m, nonfinite, departure, error, score, source, level
+    del b, base, nonfinite, departure, error, score, source, level
     release_memory()
     return (filled, core_base) if with_base else filled
 
