@@ -82,15 +82,34 @@ class BandHead(nn.Module):
     def forward(self, features: torch.Tensor, per_band: torch.Tensor) -> torch.Tensor:
         """``features`` (N, F, H, W), ``per_band`` (N, C, E, H, W) -> residual (N, C, H, W)."""
         n, c, _e, h, w = per_band.shape
-        shared = self.proj(features)
         if not torch.is_grad_enabled():
-            # Inference: one band at a time holds a tenth of the activations (the
-            # heads were most of a forward's memory); the same arithmetic per band.
-            return torch.cat(
-                [self.mlp(torch.cat([shared, per_band[:, b]], 1)) for b in range(c)], 1
-            )
+            return self._per_band(features, per_band)
+        shared = self.proj(features)
         x = torch.cat([shared.unsqueeze(1).expand(n, c, -1, h, w), per_band], 2)
         return self.mlp(x.reshape(n * c, -1, h, w)).reshape(n, c, h, w)
+
+    def _per_band(self, features: torch.Tensor, per_band: torch.Tensor) -> torch.Tensor:
+        """Inference, one band at a time (a tenth of the activations of all at once).
+
+        The first layer is linear in the concatenation ``[proj(features), per_band]``,
+        so its part on the shared features, composed with ``proj``, is computed once
+        for all bands, and no band copies the shared features: the same function as
+        training's, to float rounding, in about half the time of the heads.
+        """
+        first, hidden = self.mlp[0], self.proj.out_channels
+        w_shared = first.weight[:, :hidden, 0, 0]
+        weight = (w_shared @ self.proj.weight[:, :, 0, 0])[:, :, None, None]
+        bias = w_shared @ self.proj.bias + first.bias
+        shared = F.conv2d(features, weight, bias)
+        w_band = first.weight[:, hidden:]
+        out = torch.empty(
+            (per_band.shape[0], per_band.shape[1], *per_band.shape[-2:]),
+            dtype=shared.dtype, device=shared.device,
+        )  # fmt: skip
+        for b in range(per_band.shape[1]):
+            x = F.conv2d(per_band[:, b], w_band).add_(shared)
+            out[:, b : b + 1] = self.mlp[2](self.mlp[1](x))
+        return out
 
 
 class UNet2(nn.Module):

@@ -26,6 +26,18 @@ def _temporal_softmax(scores: torch.Tensor, cloud: torch.Tensor) -> torch.Tensor
     return torch.softmax(scores - _CLOUD_PENALTY * cloud, dim=1)
 
 
+def _weighted_sum(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``sum_k values[:, k] * weights[:, k]`` of ``(N, K, F, H, W)`` and ``(N, K, 1, H, W)``.
+
+    Date by date: a reduction over K of the whole product was a tenth of a forward,
+    for what is K multiply-adds per value.
+    """
+    out = values[:, 0] * weights[:, 0]
+    for i in range(1, values.shape[1]):
+        out = out.addcmul_(values[:, i], weights[:, i])
+    return out
+
+
 class STGANGenerator(nn.Module):
     """Fuse K dates of one place into a cloud-free estimate of the first (target) date.
 
@@ -102,11 +114,11 @@ class STGANGenerator(nn.Module):
         cloud2 = F.adaptive_avg_pool2d(cloud.flatten(0, 1), f2.shape[-2:]).unflatten(0, (n, k))
         a1 = _temporal_softmax(self.score1(f1).unflatten(0, (n, k)), cloud)
         a2 = _temporal_softmax(self.score2(f2).unflatten(0, (n, k)), cloud2)
-        fused1 = (f1.unflatten(0, (n, k)) * a1).sum(1)
-        fused2 = (f2.unflatten(0, (n, k)) * a2).sum(1)
+        fused1 = _weighted_sum(f1.unflatten(0, (n, k)), a1)
+        fused2 = _weighted_sum(f2.unflatten(0, (n, k)), a2)
         deep = self.up(upsample_to(self.dec2(fused2), fused1))
         feats = self.dec1(torch.cat([deep, fused1], 1))
-        fused_values = (dates * a1).sum(1)
+        fused_values = _weighted_sum(dates, a1)
         per_band = torch.stack([base, fused_values, dates[:, 0]], 2)
         residual = self.head(feats, normalise(per_band))
         return base + RESIDUAL_STEP * residual, a1
