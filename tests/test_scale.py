@@ -178,6 +178,26 @@ def test_unsuitable_chunks_are_rechunked_with_a_warning(scene):
         assert apply_policy(scene, halo=49) is scene
 
 
+def test_task_memory_budget_follows_the_workers_memory():
+    """Unset, the budget is half the memory per thread of the client's workers (or of
+    this machine), within 1-4 GiB; set, it is what the user said."""
+    import distributed
+
+    from xcloudfree.chunking import _budget
+
+    assert 2**30 <= _budget() <= 4 * 2**30
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, memory_limit="6GiB", processes=False,
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster),
+    ):  # fmt: skip
+        assert _budget() == 1.5 * 2**30
+        with dask.config.set({"xcloudfree.task-memory": "3GiB"}):
+            assert _budget() == 3 * 2**30
+
+
 def test_suggested_chunks_pass_the_policy_silently(scene):
     chunks = suggest_chunks(dict(scene.sizes), size=64)
     with warnings.catch_warnings():

@@ -13,8 +13,8 @@ What a task needs, and why:
   neighbouring chunk that is at least as wide. Chunks of 512-2048 px keep the halo's
   share of the work small (about 20 % at 1024 px).
 * **task memory.** A task's working set grows with ``dates x bands x chunk area``;
-  where it would exceed ``xcloudfree.task-memory`` (dask config, default 4 GiB)
-  the spatial chunks are made smaller.
+  where it would exceed ``xcloudfree.task-memory`` (dask config; by default half
+  the memory available per thread, 1-4 GiB) the spatial chunks are made smaller.
 
 :func:`apply_policy` rechunks a cube that breaks a rule and warns with a
 :class:`~xcloudfree.errors.RechunkWarning` saying what it did; the band merge is
@@ -49,14 +49,44 @@ __all__ = ["DEFAULT_CHUNK", "apply_policy", "chunk_size", "suggest_chunks", "tas
 
 #: Spatial chunk size suggested for new cubes (pixels).
 DEFAULT_CHUNK = 1024
-_DEFAULT_TASK_MEMORY = "4GiB"
+#: Without ``xcloudfree.task-memory`` set, a task may hold this share of the memory
+#: available per thread, within these bounds.
+TASK_MEMORY_SHARE = 0.5
+TASK_MEMORY_BOUNDS = (2**30, 4 * 2**30)
 # Float32 copies of a block a fill task holds at once (input, base, output, temporaries).
 _COPIES = 4
 
 
 def _budget() -> int:
-    memory = dask.config.get("xcloudfree.task-memory", _DEFAULT_TASK_MEMORY)
-    return int(dask.utils.parse_bytes(memory))
+    """Bytes one fill task may hold: the dask config ``xcloudfree.task-memory`` when set,
+    else :data:`TASK_MEMORY_SHARE` of the memory available per thread (1-4 GiB).
+
+    The memory per thread is that of the workers of the current ``distributed`` client
+    (their memory limit over their threads, the smallest), or without one this
+    machine's available memory over dask's threads: a laptop gets smaller chunks than
+    a large node instead of swapping.
+    """
+    memory = dask.config.get("xcloudfree.task-memory", None)
+    if memory is not None:
+        return int(dask.utils.parse_bytes(memory))
+    low, high = TASK_MEMORY_BOUNDS
+    return int(min(high, max(low, TASK_MEMORY_SHARE * _memory_per_thread())))
+
+
+def _memory_per_thread() -> float:
+    try:
+        from distributed import get_client
+
+        workers = get_client().scheduler_info()["workers"].values()
+    except (ImportError, ValueError):  # no distributed, or no client
+        workers = []
+    limits = [w["memory_limit"] / max(w["nthreads"], 1) for w in workers if w.get("memory_limit")]
+    if limits:
+        return min(limits)
+    import psutil
+
+    threads = dask.config.get("num_workers", None) or os.cpu_count() or 1
+    return psutil.virtual_memory().available / threads
 
 
 def task_bytes(dates: int, bands: int, chunk: tuple[int, int], halo: int) -> int:
