@@ -10,7 +10,7 @@ from conftest import shared_data
 import xcloudfree
 from xcloudfree.errors import CubeError, OptionError
 from xcloudfree.masking import classes as mc
-from xcloudfree.masking import mask_classes, shadows
+from xcloudfree.masking import mask_classes, persistent, shadows
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +102,50 @@ def test_shadow_check_is_lazy_and_chunk_independent():
     near0 = (abs(yy - 60) <= 20) & (abs(xx - 45) <= 20)
     np.testing.assert_array_equal(out[0] == mc.SHADOW, (cls.values[0] == mc.SHADOW) & near0)
     np.testing.assert_array_equal(out[1] == mc.THIN, cls.values[1] == mc.THIN)  # only shadows
+
+
+def test_a_stable_surface_flagged_on_every_date_is_clear_where_its_surroundings_are():
+    rng = np.random.default_rng(1)
+    flagged = np.zeros((5, 60, 70), bool)
+    flagged[:, 20:22, 30:32] = True  # a small bright roof, flagged on every date
+    flagged[:, 50, 60] = True  # a flagged pixel whose colour changes: left flagged
+    flagged[3] = True  # an overcast date
+    flagged[1, 10:30, 20:40] = True  # a date with haze around the roof
+    vis = (0.05 + 0.01 * rng.random((5, 3, 60, 70))).astype(np.float32)
+    vis[:, :, 20:22, 30:32] = 0.3
+    vis[:, :, 50, 60] = np.linspace(0.2, 0.5, 5)[:, None]
+    out = persistent.stable_surfaces(flagged, np.ones_like(flagged), vis)
+    # clear on the dates with clear surroundings, still flagged under the haze and cloud
+    np.testing.assert_array_equal(out[:, 20:22, 30:32].all((1, 2)), [1, 0, 1, 0, 1])
+    assert out.sum() == 3 * 4
+    # within the radius of a block's edge the answer is the whole scene's
+    r = persistent.RADIUS
+    part = persistent.stable_surfaces(flagged[:, :30], np.ones((5, 30, 70), bool), vis[:, :, :30])
+    np.testing.assert_array_equal(part[:, : 30 - r], out[:, : 30 - r])
+    # as probabilities: those pixel-dates become certain clear ground
+    probs = np.full((5, 5, 60, 70), 0.2, np.float32)
+    probs[:, mc.CLEAR] = np.where(flagged, 0.1, 0.9)
+    probs[:, mc.THICK] = np.where(flagged, 0.9, 0.1) - 0.6
+    new = persistent.unmask_surfaces(probs.copy(), vis, threshold=0.5)
+    np.testing.assert_array_equal(new[:, mc.CLEAR] == 1, out)
+    np.testing.assert_array_equal(new[:, :, ~out.any(0)], probs[:, :, ~out.any(0)])
+
+
+def test_belgian_roof_is_not_cloud_on_every_date():
+    """Before the persistent-surface check, a bright roof of the Belgian winter series
+    was masked on all 19 dates (21 px with the dilation), so the fill kept the cloud of
+    the overcast dates there."""
+    path = shared_data("openeo_belgium_l2a", "belgium_2023q4.nc")
+    ds = xr.open_dataset(path)
+    bands = ["B02", "B03", "B04", "B08"]
+    v = np.stack([ds[f"S2-L2A-{b}"].values for b in bands], 1).astype(np.float32)
+    cube = xr.DataArray(
+        np.where(v == 0, np.nan, v * 1e-4), dims=("time", "band", "y", "x"),
+        coords={"time": ds["t"].values, "y": ds["y"].values, "x": ds["x"].values, "band": bands},
+    )  # fmt: skip
+    mask = xcloudfree.cloud_mask(cube, progress=False).values
+    assert not mask.all(axis=0).any()
+    assert not mask[1, 38:45, 12:19].any()  # 2023-10-07, clear around the roof
 
 
 def test_clear_november_hillsides_are_not_shadow():

@@ -9,7 +9,9 @@ exactly what :func:`cloud_mask` returns with the same arguments. Sources
     The shipped temporal mask network (:mod:`xcloudfree.masking.temporal`): each
     date against a reference from the other dates of the series, three passes,
     classes clear / thick / thin-haze / shadow / snow; a shadow with no thick cloud
-    within reach is clear (:mod:`xcloudfree.masking.shadows`). Works on one date too.
+    within reach is clear (:mod:`xcloudfree.masking.shadows`), and so is a pixel flagged
+    on every date where it is a stable surface in clear surroundings, such as a bright
+    roof (:mod:`xcloudfree.masking.persistent`). Works on one date too.
 ``"spectral"``
     The documented per-date test of :mod:`xcloudfree.masking.spectral` (cloud only).
 ``"scl"``
@@ -89,22 +91,33 @@ def _days(cube: xr.DataArray) -> np.ndarray:
     return cube["time"].values.astype("datetime64[D]").astype(np.int64)
 
 
-def _temporal_block(block: np.ndarray, *, bands, days, device, progress=None) -> np.ndarray:
+def _temporal_block(
+    block: np.ndarray, *, bands, days, device, threshold, progress=None
+) -> np.ndarray:  # fmt: skip
     from ..inference.devices import resolve_device
+    from .persistent import unmask_surfaces
     from .temporal import series_probabilities
 
     dev = resolve_device(device)
     net = pretrained_mask(str(dev))
-    return series_probabilities(block, bands, days, net, dev, progress)
+    probs = series_probabilities(block, bands, days, net, dev, progress)
+    # A pixel flagged on every date may be a bright roof (masking.persistent).
+    visible = block[:, [bands.index(b) for b in ("B02", "B03", "B04")]]
+    return unmask_surfaces(probs, visible, threshold)
 
 
-def _temporal_probabilities(cube: xr.DataArray, device: Any, progress: bool) -> xr.DataArray:
+def _temporal_probabilities(
+    cube: xr.DataArray, device: Any, progress: bool, threshold: float
+) -> xr.DataArray:
     from ..chunking import apply_policy
     from ..inference.engine import _progress
+    from .persistent import RADIUS
 
-    halo = pretrained_mask().config.halo
+    # The network's context, and the persistent-surface check's around it.
+    halo = pretrained_mask().config.halo + RADIUS
     cube = apply_policy(cube, halo=halo)
-    kw = {"bands": [str(b) for b in cube["band"].values], "days": _days(cube), "device": device}
+    kw = {"bands": [str(b) for b in cube["band"].values], "days": _days(cube), "device": device,
+          "threshold": threshold}  # fmt: skip
     data = cube.data
     if isinstance(data, np.ndarray):
         with _progress(3 * cube.sizes["time"], progress, "cloud mask") as bar:
@@ -112,7 +125,8 @@ def _temporal_probabilities(cube: xr.DataArray, device: Any, progress: bool) -> 
     else:
         import dask.array as dsa
 
-        depth = {0: 0, 1: 0, 2: halo, 3: halo}
+        # No deeper than the array: a cube narrower than the halo is one chunk anyway.
+        depth = {0: 0, 1: 0, 2: min(halo, data.shape[2] - 1), 3: min(halo, data.shape[3] - 1)}
         ov = dsa.overlap.overlap(data, depth=depth, boundary="none")
         out = ov.map_blocks(
             _temporal_block, chunks=(ov.chunks[0], (5,), *ov.chunks[2:]), dtype=np.float32,
@@ -365,8 +379,8 @@ def classes_for(cube: xr.DataArray, options: MaskOptions) -> xr.Dataset:
         label = f"user callable {getattr(method, '__name__', repr(method))}"
     elif method == "temporal":
         net = pretrained_mask()
-        probs = _temporal_probabilities(cube, device, progress)
         cut = net.config.threshold if threshold is None else threshold
+        probs = _temporal_probabilities(cube, device, progress, cut)
         grow = net.config.dilate if dilate is None else int(dilate)
         classes, p_fill = _classes_of(probs, cut)
         # A shadow with no thick cloud within reach is dark ground (masking.shadows).
