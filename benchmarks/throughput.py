@@ -10,6 +10,7 @@ On the embedded real sample (8 dates with real clouds) mirror-tiled to
 * **mask given** -- median, regression and hybrid handed the mask the hybrid computed
   (``remove(..., mask=...)``): the fills alone, as a scientist who already has a mask
   compares them with a masked median composite (issue 15's ratio, target >= 1/10);
+  the fastest of :data:`REPEATS` runs each;
 * **raw ceiling** -- the networks alone on the same pixels, as in-memory tensors
   of the whole image (no halo, no tiling, no dask, no regression): the mask head
   on every date and the generators on the dates ``remove`` filled;
@@ -52,6 +53,8 @@ from xcloudfree.inference.modelcache import get_model
 from xcloudfree.models import pretrained
 
 TILE_PIXEL_DATES = 10980 * 10980 * 6
+#: Runs of each fill handed the mask; the fastest is reported.
+REPEATS = 3
 
 
 def mpix_dates(cube) -> float:
@@ -145,11 +148,15 @@ def main() -> None:
            chunk=best["chunk"])  # fmt: skip
     # The fills alone, handed the mask the hybrid computed: what a scientist who already
     # has a mask (an L2A SCL, say) compares with a masked median composite.
+    # The best of REPEATS runs each: on a shared machine a single run of the short
+    # median varied from 1.1 to 2.4 s, which alone moved their ratio twofold.
     given = mask.compute()
     for method in ("median", "regression", "hybrid"):
-        record(f"{method}, mask given",
-               timed(lambda m=method: run_remove(cube, best["chunk"], method=m, mask=given)),
-               chunk=best["chunk"])  # fmt: skip
+        seconds = min(
+            timed(lambda m=method: run_remove(cube, best["chunk"], method=m, mask=given))
+            for _ in range(REPEATS)
+        )
+        record(f"{method}, mask given", seconds, chunk=best["chunk"])
     ceilings = {}
     for dtype in args.dtypes:
         raw = raw_ceiling(cube, mask, args.device, dtype, 1)
