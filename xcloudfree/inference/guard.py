@@ -41,13 +41,14 @@ COVER = 0.35
 GROUPS = (slice(0, None, 2), slice(1, None, 2))
 
 
-def _donors(mask: np.ndarray, usable: np.ndarray) -> np.ndarray:
-    """``(T, h, w)``: per date, another date's real cloud shape over its clear pixels."""
+def _donors(mask: np.ndarray, usable: np.ndarray, dates: slice) -> np.ndarray:
+    """``(T, h, w)``: per date of ``dates``, another date's real cloud shape over its clear
+    pixels; no cloud on the other dates."""
     t = mask.shape[0]
     sim = np.zeros_like(mask)
     clear = usable.reshape(t, -1)
     flat = mask.reshape(t, -1)
-    for d in range(t):
+    for d in range(t)[dates]:
         n = clear[d].sum()
         if n < MIN_PIXELS:
             continue
@@ -75,8 +76,8 @@ def window_sums(data, mask, stats, adapters=None, *, group: int, days, options) 
     data = data.astype(np.float32)
     out = np.zeros((3, data.shape[0]))
     usable = ~mask & np.isfinite(data).all(1)
-    laid = np.zeros_like(mask)
-    laid[GROUPS[group]] = _donors(mask, usable)[GROUPS[group]]
+    # Only this group's dates: each trial finds the donors of its own dates.
+    laid = _donors(mask, usable, GROUPS[group])
     if not laid.any():
         return out
     trial = mask | laid
