@@ -10,7 +10,7 @@ from conftest import shared_data
 import xcloudfree
 from xcloudfree.errors import CubeError, OptionError
 from xcloudfree.masking import classes as mc
-from xcloudfree.masking import mask_classes, persistent, shadows
+from xcloudfree.masking import haze, mask_classes, persistent, shadows
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +129,48 @@ def test_a_stable_surface_flagged_on_every_date_is_clear_where_its_surroundings_
     new = persistent.unmask_surfaces(probs.copy(), vis, threshold=0.5)
     np.testing.assert_array_equal(new[:, mc.CLEAR] == 1, out)
     np.testing.assert_array_equal(new[:, :, ~out.any(0)], probs[:, :, ~out.any(0)])
+
+
+def test_faint_haze_is_the_dates_own_offset_and_nothing_more():
+    dep = np.full((80, 80), 0.03, np.float32)  # the whole date a little brighter in blue
+    thin = np.zeros((80, 80), bool)
+    thin[5:25, 5:25] = True  # as bright as the clear ground around it: unmasked
+    thin[5:25, 40:60] = True
+    dep[5:25, 40:60] = 0.03 + 2 * haze.MARGIN  # brighter than that: haze, kept
+    thin[40:50, 5:25] = True
+    dep[40:50, 5:25] = 0.03 - 2 * haze.MARGIN  # darker: a shadow called thin, kept
+    thin[60:70, 5:25] = True
+    dep[60:70, 5:25] = np.nan  # no reference (no clear other date): kept
+    clear = ~thin
+    out = haze.faint_haze(dep, thin, clear)
+    np.testing.assert_array_equal(out, thin & (np.abs(dep - 0.03) < 1e-6))
+    # beside thick cloud nothing is unmasked: its haze brightens the ground nearby too
+    thick = np.zeros_like(thin)
+    thick[30, 30] = True
+    near = haze.faint_haze(dep, thin, clear & ~thick, thick)
+    r = haze.RADIUS
+    yy, xx = np.mgrid[:80, :80]
+    beside = (abs(yy - 30) <= r) & (abs(xx - 30) <= r)
+    assert (out & beside).any()
+    np.testing.assert_array_equal(near, out & ~beside)
+    # within the radius of a block's edge the answer is the whole scene's
+    part = haze.faint_haze(dep[:, :45], thin[:, :45], clear[:, :45])
+    np.testing.assert_array_equal(part[:, : 45 - r], out[:, : 45 - r])
+    # as probabilities: those pixels become certain clear ground, the rest is untouched
+    probs = np.zeros((1, 5, 80, 80), np.float32)
+    probs[0, mc.THIN] = np.where(thin, 0.9, 0.05)
+    probs[0, mc.CLEAR] = 1 - probs[0, mc.THIN]
+    new = haze.unmask_faint_haze(probs.copy(), dep[None], threshold=0.5)
+    np.testing.assert_array_equal(new[0, mc.CLEAR] == 1, out)
+    np.testing.assert_array_equal(new[:, :, ~out], probs[:, :, ~out])
+
+
+def test_a_uniformly_hazy_winter_date_is_not_masked_in_patches(sample):
+    """2018-12-07 of the sample is a little brighter everywhere (winter haze or
+    offset): before the faint-haze check half of it was masked, in patches."""
+    frac = mask_classes(sample, progress=False)["cloud_mask"].mean(("y", "x")).to_series()
+    assert frac["2018-12-07"] < 0.3
+    assert frac["2018-09-18"] > 0.85  # real cloud and the haze around it stay masked
 
 
 def test_belgian_roof_is_not_cloud_on_every_date():

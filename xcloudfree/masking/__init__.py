@@ -95,15 +95,20 @@ def _temporal_block(
     block: np.ndarray, *, bands, days, device, threshold, progress=None
 ) -> np.ndarray:  # fmt: skip
     from ..inference.devices import resolve_device
+    from .haze import unmask_faint_haze
     from .persistent import unmask_surfaces
     from .temporal import series_probabilities
 
     dev = resolve_device(device)
     net = pretrained_mask(str(dev))
-    probs = series_probabilities(block, bands, days, net, dev, progress)
+    probs, blue = series_probabilities(
+        block, bands, days, net, dev, progress, with_blue_departure=True
+    )
     # A pixel flagged on every date may be a bright roof (masking.persistent).
     visible = block[:, [bands.index(b) for b in ("B02", "B03", "B04")]]
-    return unmask_surfaces(probs, visible, threshold)
+    probs = unmask_surfaces(probs, visible, threshold)
+    # Haze no brighter than the clear ground around it (masking.haze).
+    return unmask_faint_haze(probs, blue, threshold)
 
 
 def _temporal_probabilities(
@@ -111,10 +116,11 @@ def _temporal_probabilities(
 ) -> xr.DataArray:
     from ..chunking import apply_policy
     from ..inference.engine import _progress
+    from .haze import RADIUS as HAZE_RADIUS
     from .persistent import RADIUS
 
-    # The network's context, and the persistent-surface check's around it.
-    halo = pretrained_mask().config.halo + RADIUS
+    # The network's context, and the surface and haze checks' around it.
+    halo = pretrained_mask().config.halo + RADIUS + HAZE_RADIUS
     cube = apply_policy(cube, halo=halo)
     kw = {"bands": [str(b) for b in cube["band"].values], "days": _days(cube), "device": device,
           "threshold": threshold}  # fmt: skip

@@ -179,8 +179,8 @@ def _run(net, feats: np.ndarray, device) -> np.ndarray:
 
 def series_probabilities(
     values: np.ndarray, bands: Sequence[str], days: np.ndarray, net, device="cpu",
-    progress=None,
-) -> np.ndarray:  # fmt: skip
+    progress=None, *, with_blue_departure: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Class probabilities ``(T, 5, H, W)`` of a block, NaN where the input is not valid.
 
     Three passes of the network: each date alone (no reference), then twice with the
@@ -188,21 +188,26 @@ def series_probabilities(
     alone, not from ranks in the series, keeps a mostly overcast series (where the
     pixel's usual value is cloud) from calling its few clear dates hazy.
     ``values`` is ``(T, B, H, W)`` reflectance, ``days`` the dates as day numbers.
-    ``progress`` is called once per date and pass, if given.
+    ``progress`` is called once per date and pass, if given. With
+    ``with_blue_departure``, also the ``(T, H, W)`` blue departure from the reference of
+    the last pass (NaN where a date has no reference), as :mod:`.haze` uses it.
     """
     x, valid, has_swir = mask_inputs(values, bands)
     probs = np.empty((x.shape[0], 5, *x.shape[2:]), dtype=np.float32)
     alone = np.zeros(x.shape[2:], dtype=bool)
+    blue = np.full((x.shape[0], *x.shape[2:]), np.nan, np.float32) if with_blue_departure else None
     clear = None
-    for _ in range(3):
+    for i in range(3):
         for t in range(x.shape[0]):
             if clear is None:
                 ref, has_ref = np.zeros_like(x[t]), alone
             else:
                 ref, has_ref = reference(x, clear, days, t)
+            if blue is not None and i == 2:
+                np.subtract(x[t, 0], ref[0], out=blue[t], where=has_ref & valid[t])
             probs[t] = _run(net, date_features(x[t], ref, has_ref, has_swir), device)
             if progress is not None:
                 progress()
         clear = valid & (probs[:, CLEAR] + probs[:, SNOW] > 0.5)
     probs[np.broadcast_to(~valid[:, None], probs.shape)] = np.nan
-    return probs
+    return (probs, blue) if blue is not None else probs
