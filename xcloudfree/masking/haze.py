@@ -35,7 +35,7 @@ __all__ = ["MARGIN", "MIN_CLEAR", "RADIUS", "faint_haze", "unmask_faint_haze"]
 RADIUS = 24
 #: Share of the neighbourhood that must be clear for its offset to count.
 MIN_CLEAR = 0.05
-#: Blue brightening above the neighbourhood's (reflectance) that still counts as ground.
+#: Blue departure from the neighbourhood's (reflectance, either way) still counted as ground.
 MARGIN = 0.01
 
 
@@ -84,7 +84,9 @@ def faint_haze(
         offset = np.where(n >= MIN_CLEAR, total / n, 0.0)
     faint = thin & has_ref & (np.abs(dep - offset) < MARGIN)
     if thick is not None and thick.any():
-        faint &= ndimage.uniform_filter(thick.astype(np.float32), size, mode="constant") <= 0
+        # Below one pixel's share: the running sums leave rounding residue, never 0 exactly.
+        near = ndimage.uniform_filter(thick.astype(np.float32), size, mode="constant")
+        faint &= near < 0.5 / size**2
     return faint
 
 
