@@ -25,9 +25,9 @@ threshold, with :data:`RADIUS` more halo.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
-from .classes import CLEAR, FILLED, SNOW, THICK, THIN
+from .classes import CLEAR, SNOW, THICK, THIN
+from .neighbourhood import box_sum, flagged_classes, make_clear
 
 __all__ = ["MARGIN", "MIN_CLEAR", "RADIUS", "faint_haze", "unmask_faint_haze"]
 
@@ -76,17 +76,14 @@ def faint_haze(
     has_ref = np.isfinite(departure)
     dep = np.where(has_ref, departure, 0.0).astype(np.float32)
     known = clear & has_ref
-    size = 2 * RADIUS + 1
-    # Box means, zero beyond the block: their ratio is the mean over the clear pixels.
-    n = ndimage.uniform_filter(known.astype(np.float32), size, mode="constant")
-    total = ndimage.uniform_filter(np.where(known, dep, 0.0), size, mode="constant")
+    # Counts and sums within the radius, zero beyond the block.
+    n = box_sum(known, RADIUS)
+    total = box_sum(np.where(known, dep, 0.0), RADIUS)
     with np.errstate(invalid="ignore", divide="ignore"):
-        offset = np.where(n >= MIN_CLEAR, total / n, 0.0)
+        offset = np.where(n >= MIN_CLEAR * (2 * RADIUS + 1) ** 2, total / n, 0.0)
     faint = thin & has_ref & (np.abs(dep - offset) < MARGIN)
     if thick is not None and thick.any():
-        # Below one pixel's share: the running sums leave rounding residue, never 0 exactly.
-        near = ndimage.uniform_filter(thick.astype(np.float32), size, mode="constant")
-        faint &= near < 0.5 / size**2
+        faint &= box_sum(thick, RADIUS) == 0
     return faint
 
 
@@ -97,17 +94,10 @@ def unmask_faint_haze(probs: np.ndarray, departure: np.ndarray, threshold: float
     (:func:`.temporal.series_probabilities`); the classes are those at ``threshold``.
     Changed in place, returned.
     """
-    filled = probs[:, list(FILLED)]
+    valid, flagged, kind = flagged_classes(probs, threshold)
+    thin, thick = flagged & (kind == THIN), flagged & (kind == THICK)
     with np.errstate(invalid="ignore"):
-        p_fill = filled.sum(1)
-        flagged = p_fill > threshold
-        kind = np.nan_to_num(filled).argmax(1)
-        thin = flagged & (kind == FILLED.index(THIN))
-        thick = flagged & (kind == FILLED.index(THICK))
-        clear = ~flagged & np.isfinite(p_fill) & (probs[:, CLEAR] + probs[:, SNOW] > 0.5)
+        clear = valid & ~flagged & (probs[:, CLEAR] + probs[:, SNOW] > 0.5)
     for t in np.flatnonzero(thin.any((1, 2))):
-        faint = faint_haze(departure[t], thin[t], clear[t], thick[t])
-        if faint.any():
-            probs[t][:, faint] = 0.0
-            probs[t, CLEAR][faint] = 1.0
+        make_clear(probs[t : t + 1], faint_haze(departure[t], thin[t], clear[t], thick[t])[None])
     return probs

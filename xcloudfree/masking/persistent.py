@@ -27,9 +27,9 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy import ndimage
 
-from .classes import CLEAR, FILLED, SHADOW
+from .classes import SHADOW
+from .neighbourhood import box_sum, flagged_classes, make_clear
 
 __all__ = ["MIN_DATES", "RADIUS", "SHARE", "SPREAD", "stable_surfaces", "unmask_surfaces"]
 
@@ -82,11 +82,9 @@ def stable_surfaces(
         return none
     ordinary = valid & ~never
     clear = valid & ~(flagged if cloudy is None else cloudy)
-    size = (1, 2 * RADIUS + 1, 2 * RADIUS + 1)
-    # Box means, zero beyond the block: their ratio is the clear share of the ordinary
-    # pixels that exist.
-    n_ordinary = ndimage.uniform_filter(ordinary.astype(np.float32), size, mode="constant")
-    n_clear = ndimage.uniform_filter((clear & ordinary).astype(np.float32), size, mode="constant")
+    # Counts within the radius, zero beyond the block.
+    n_ordinary = box_sum(ordinary, RADIUS)
+    n_clear = box_sum(clear & ordinary, RADIUS)
     quiet = (n_clear >= SHARE * n_ordinary) & (n_ordinary > 0) & never & valid
     candidate = quiet.sum(0) >= MIN_DATES
     if not candidate.any():
@@ -105,15 +103,9 @@ def unmask_surfaces(probs: np.ndarray, visible: np.ndarray, threshold: float) ->
     shadow) above it. Where :func:`stable_surfaces` says so, the pixel-date's
     probabilities become 1 for clear and 0 for the rest (changed in place, returned).
     """
-    filled = probs[:, list(FILLED)]
-    p_fill = filled.sum(1)
-    valid = np.isfinite(p_fill)
+    valid, flagged, kind = flagged_classes(probs, threshold)
+    # The class the mask would give: cloud or haze, not shadow.
     with np.errstate(invalid="ignore"):
-        flagged = p_fill > threshold
-        # The class the mask would give: cloud or haze, not shadow.
-        cloudy = flagged & (np.nan_to_num(filled).argmax(1) != FILLED.index(SHADOW))
-        surface = stable_surfaces(flagged, valid, visible, cloudy)
-    if surface.any():
-        probs.transpose(1, 0, 2, 3)[:, surface] = 0.0
-        probs[:, CLEAR][surface] = 1.0
+        surface = stable_surfaces(flagged, valid, visible, flagged & (kind != SHADOW))
+    make_clear(probs, surface)
     return probs
