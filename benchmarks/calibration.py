@@ -3,14 +3,16 @@
 **Fit** (training dates only): real clouds of training cloudy dates are laid over
 training clear dates of the L1C series and of the Hungary L2A cube
 (``simulate_clouds``), and both are filled with the reference mask by the
-``regression`` fill and the ``hybrid``. Per filled pixel, the regression's predictive
-variance ``s2`` (its fits' residual variance plus the spread of its two sources) and
-the hybrid's squared departure from it ``d2`` (band means) are compared with the
-real absolute error (band mean). ``DEPARTURE_WEIGHT`` is the weight of ``d2`` that
-ranks the hybrid's calibration pixels best; ``ERROR_EXPONENTS`` are the powers of
-``v = s2 + DEPARTURE_WEIGHT * d2``, of the source error ``r`` and of the fill's
-reflectance ``m`` (least squares of the log error, each case weighed equally);
-``ERROR_SCALE[method]`` makes the mean expected error equal the mean real error.
+``regression`` and ``local`` fills and the ``hybrid``. Per filled pixel, the
+regression's predictive variance ``s2`` (its fits' residual variance plus the spread
+of its two sources) and the hybrid's squared departure from its base, the ``local``
+fill, ``d2`` (band means) are compared with the real absolute error (band mean).
+``DEPARTURE_WEIGHT`` is the weight of ``d2`` that ranks the hybrid's calibration
+pixels best; ``ERROR_EXPONENTS`` are the powers of ``v = s2 + DEPARTURE_WEIGHT * d2``,
+of the source error ``r`` and of the fill's reflectance ``m`` (least squares of the
+log error, each case weighed equally); ``ERROR_SCALE[method]`` makes the mean
+expected error equal the mean real error (``local`` is scored with the regression's
+terms: its correction is not in them).
 
 **Check** (held-out split of ``scripts/shared_data.py``, as ``benchmarks/quality.py``):
 the library's own ``expected_error`` output, with the reference mask and with its
@@ -55,8 +57,9 @@ def _targets(cube, cloudy, held, *, clear=0.02, donors=(0.2, 0.7), n=(6, 3)):
 def _fields(cube, sim, mask):
     """Per filled pixel of the targets: s2, d2, |error| of regression and hybrid."""
     reg = xcloudfree.remove(sim.cloudy, method="regression", mask=mask, progress=False)
+    loc = xcloudfree.remove(sim.cloudy, method="local", mask=mask, progress=False)
     hyb = xcloudfree.remove(sim.cloudy, method="hybrid", mask=mask, progress=False)
-    reg, hyb = reg.compute(), hyb.compute()
+    reg, loc, hyb = reg.compute(), loc.compute(), hyb.compute()
     data = sim.cloudy.transpose("time", "band", "y", "x").values
     cloud = mask.transpose("time", "y", "x").values.astype(bool)
     valid = baselines._valid(data, cloud)
@@ -68,15 +71,18 @@ def _fields(cube, sim, mask):
     idx = np.isin(cube.time.values, np.asarray(sim.targets, "datetime64[ns]"))
     truth = sim.truth.sel(pick).transpose("time", "band", "y", "x").values
     r = reg["reflectance"].sel(pick).transpose("time", "band", "y", "x").values
+    lo = loc["reflectance"].sel(pick).transpose("time", "band", "y", "x").values
     h = hyb["reflectance"].sel(pick).transpose("time", "band", "y", "x").values
     under = sim.mask.sel(pick).values.astype(bool) & cloud[idx]
     fields = {
         "s2": s2[idx][under],
         "src": src[idx][under],
         "level_regression": r.mean(1)[under],
+        "level_local": lo.mean(1)[under],
         "level_hybrid": h.mean(1)[under],
-        "d2": np.square(h - r).mean(1)[under],
+        "d2": np.square(h - lo).mean(1)[under],  # the networks' departure from their base
         "err_regression": np.abs(r - truth).mean(1)[under],
+        "err_local": np.abs(lo - truth).mean(1)[under],
         "err_hybrid": np.abs(h - truth).mean(1)[under],
     }
     # Pixels with nothing to fill from (or no data) have no expected error.
@@ -102,7 +108,7 @@ def fit(cases) -> dict:
     coef = np.linalg.lstsq(np.concatenate(rows), np.concatenate(target), rcond=None)[0]
     exponents = tuple(float(round(e, 2)) for e in coef[1:])
     scale = {}
-    for method in ("regression", "hybrid"):
+    for method in ("regression", "local", "hybrid"):
         shape = np.concatenate([_shape(c, method, best, exponents) for c in cases])
         real = np.concatenate([c[f"err_{method}"] for c in cases])
         scale[method] = float(real.mean() / shape.mean())
@@ -134,7 +140,7 @@ def check(name, sim, mask_label, mask) -> tuple[list[dict], dict]:
     pick = {"time": sim.targets}
     truth = sim.truth.sel(pick)
     under = sim.mask.sel(pick).values.astype(bool)
-    for method in ("regression", "hybrid"):
+    for method in ("regression", "local", "hybrid"):
         out = xcloudfree.remove(sim.cloudy, method=method, mask=mask, progress=False).compute()
         err = np.abs(out["reflectance"].sel(pick) - truth).mean("band").values[under]
         pred = out["expected_error"].sel(pick).values[under]

@@ -26,9 +26,12 @@ own and the reference mask; and the ``regression`` fill with the other mask
 sources (``spectral``, ``model`` = the hybrid's old mask head, ``csmask`` =
 ukis-csmask where installed).
 
-Columns: PSNR/SSIM/MAE/SAM under the pasted clouds (``_cloud``) and over the whole
-target images (``_all``), PSNR over pixels outside the method's mask
-(``PSNR_clear``; inf = unchanged), temporal consistency (mean |change - true
+Columns: PSNR/SSIM/MAE/SAM under the pasted clouds (``_cloud``), the colour cast
+(``bias``, the largest per-band mean signed error under the cloud) and the seam
+(``seam``, the error in a 3 px ring inside the cloud's edge over the error deeper
+inside; ``seam_wide`` the same over footprints wide enough to have an inside), the
+same over the whole target images (``_all``), PSNR over pixels outside the method's
+mask (``PSNR_clear``; inf = unchanged), temporal consistency (mean |change - true
 change| between consecutive clear dates, lower is better) and seconds.
 
     python benchmarks/quality.py [--out benchmarks/results/quality.md]
@@ -44,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import shared_data as sd
@@ -51,9 +55,11 @@ import shared_data as sd
 import xcloudfree
 from xcloudfree import metrics
 
-COLUMNS = ("PSNR_cloud", "SSIM_cloud", "MAE_cloud", "SAM_cloud", "PSNR_all", "SSIM_all",
-           "PSNR_clear", "TC", "s")  # fmt: skip
-DIGITS = (2, 4, 4, 4, 2, 4, 2, 4, 1)
+COLUMNS = ("PSNR_cloud", "SSIM_cloud", "MAE_cloud", "SAM_cloud", "bias", "seam", "seam_wide",
+           "PSNR_all", "SSIM_all", "PSNR_clear", "TC", "s")  # fmt: skip
+DIGITS = (2, 4, 4, 4, 4, 2, 2, 2, 4, 2, 4, 1)
+#: Width in pixels of the ring along the laid cloud's edge that ``seam`` scores.
+SEAM_RING = 3
 CORE4 = ["B02", "B03", "B04", "B08"]
 
 
@@ -75,9 +81,35 @@ def _score(out: xr.Dataset, sim, clear_dates, seconds) -> dict[str, float]:
             out["reflectance"].sel(time=clear_dates), sim.truth.sel(time=clear_dates)
         ),
     }
+    row.update(_bias_and_seam(pred, truth, under))
     row = {k: float(v) for k, v in row.items()}
     row["s"] = seconds
     return row
+
+
+def _bias_and_seam(pred, truth, under) -> dict[str, float]:
+    """The colour cast and the seam of a fill under the laid cloud.
+
+    ``bias``: the largest per-band mean signed error under the cloud (target within
+    0.005). ``seam``: the mean absolute error in the ``SEAM_RING`` px along the inside
+    of the laid cloud's edge, where the fill meets the observed pixels (and where an
+    own mask that misses the cloud's faint rim leaves it in), over the error deeper
+    inside (target <= 1.5); ``seam_wide``: the same ring on footprints with an inside.
+    """
+    err = pred - truth
+    bias = float(np.abs(err.where(under).mean(("time", "y", "x"))).max())
+    under = under.transpose("time", "y", "x").astype(bool)
+    inner = np.stack([ndimage.binary_erosion(c, iterations=SEAM_RING) for c in under.values])
+    # Footprints too thin to have an inside are all ring: a strip laid along a road
+    # counts the road's error as seam. ``seam_wide`` keeps the footprints with an inside.
+    wide = np.zeros_like(inner)
+    for t, c in enumerate(under.values):
+        label, _ = ndimage.label(c)
+        wide[t] = np.isin(label, np.unique(label[inner[t]])) & (label > 0)
+    inner_mae = float(metrics.mae(pred, truth, mask=under.copy(data=inner)))
+    ring = {k: float(metrics.mae(pred, truth, mask=under.copy(data=m & ~inner)))
+            for k, m in (("seam", under.values), ("seam_wide", wide))}  # fmt: skip
+    return {"bias": bias, **{k: v / inner_mae for k, v in ring.items()}}
 
 
 def _run(cube, method, mask, **kw):

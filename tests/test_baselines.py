@@ -8,7 +8,8 @@ import pytest
 import xarray as xr
 
 import xcloudfree
-from xcloudfree.fills.baselines import BASELINES, _pair_stats, fill
+from xcloudfree.fills import baselines
+from xcloudfree.fills.baselines import BASELINES, _fit, _pair_stats, fill
 
 
 def series(values, clouds, days):
@@ -71,6 +72,30 @@ def test_pair_stats_match_a_direct_computation():
     np.testing.assert_allclose(stats[t, s, k], expected, rtol=1e-10)
 
 
+def test_a_gain_fitted_on_a_few_dull_pixels_stays_near_one():
+    """An overcast target's clear strip (few pixels that barely vary, with noise) says
+    little about the gain: it is drawn most of the way back to 1 and the line still
+    passes through the strip's means, while many varied pixels keep their least-squares
+    gain."""
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0.0, 0.4, (2, 1, 100, 100)).astype("float32")
+    x[1] = 0.8 * x[0] + 0.03  # the target: a well-determined gain of 0.8 everywhere
+    # 240 dull pixels, where the target is only noise around 0.05: least squares says ~0.
+    x[0, 0, :3, :80] = 0.02 + 0.004 * rng.random((3, 80))
+    x[1, 0, :3, :80] = 0.05 + 0.004 * rng.random((3, 80))
+    many = np.ones((2, 100, 100), dtype=bool)
+    many[:, :3, :80] = False
+    few = np.zeros((2, 100, 100), dtype=bool)
+    few[:, :3, :80] = True
+    gain, offset, _, _ = _fit(_pair_stats(x, many))
+    assert gain[1, 0, 0] == pytest.approx(0.8, abs=1e-3)
+    gain, offset, _, _ = _fit(_pair_stats(x, few))
+    xs, xt = x[0, 0][few[0]].astype(float), x[1, 0][few[0]].astype(float)
+    assert abs(np.polyfit(xs, xt, 1)[0]) < 0.3  # least squares alone
+    assert 0.7 < gain[1, 0, 0] <= 1.0
+    assert offset[1, 0, 0] + gain[1, 0, 0] * xs.mean() == pytest.approx(xt.mean(), abs=1e-5)
+
+
 def test_regression_recovers_a_linear_radiometric_change(sample):
     """A date that is a gain/offset of its neighbour is filled exactly by the regression."""
     base = sample.isel(time=[13, 14, 16]).copy(deep=True)  # three clear summer dates
@@ -117,6 +142,51 @@ def test_regression_beats_nearest_on_real_clouds(sample):
         diff = (out.sel(pick) - sim.truth.sel(pick)).where(sim.mask.sel(pick))
         errors[method] = float(np.sqrt((diff**2).mean()))
     assert errors["regression"] < errors["nearest"]
+
+
+def _gradient_under_a_cloud(sample):
+    """Three dates, each a gain and offset of one clear image, the middle one also with a
+    haze gradient across the scene (0 to 0.03) that no scene-wide fit can follow, and a
+    cloud over its left part."""
+    cube = sample.isel(time=[13, 14, 16]).copy(deep=True)
+    values = cube.values
+    ground = values[0].copy()
+    gradient = np.linspace(0.0, 0.03, values.shape[-1], dtype="float32")
+    values[1] = 0.9 * ground + 0.02 + gradient
+    values[2] = 1.1 * ground
+    truth = values[1].copy()
+    cloud = np.zeros((3, *values.shape[2:]), dtype=bool)
+    cloud[1, 100:150, 20:70] = True
+    values[1] = np.where(cloud[1], 0.8, truth)
+    return cube, xr.DataArray(cloud, dims=("time", "y", "x")), truth, cloud[1]
+
+
+def test_local_fill_learns_a_change_from_the_clear_pixels_around_the_cloud(sample):
+    cube, mask, truth, under = _gradient_under_a_cloud(sample)
+    errors = {}
+    for method in ("regression", "local"):
+        out, _ = fill(cube, mask, method)
+        errors[method] = float(np.abs(out.values[1][:, under] - truth[:, under]).mean())
+    # The scene-wide fit puts the gradient's mean everywhere; the cloud's surroundings
+    # show it is lower on the left.
+    assert errors["regression"] > 0.005
+    assert errors["local"] < 0.4 * errors["regression"]
+    out, _ = fill(cube, mask, "local")
+    np.testing.assert_array_equal(out.values[:, :, ~under], cube.values[:, :, ~under])
+
+
+def test_local_fill_does_not_spread_a_cloud_the_mask_missed(sample, monkeypatch):
+    cube, mask, _, under = _gradient_under_a_cloud(sample)
+    missed = cube.copy(deep=True)
+    missed.values[1][:, 92:98, 20:70] += 0.3  # a cloud rim the mask missed, beside it
+    without, _ = fill(cube, mask, "local")
+    with_rim, _ = fill(missed, mask, "local")
+    shift = np.abs(with_rim.values[1][:, under] - without.values[1][:, under])
+    assert shift.max() < 0.005
+    # Spread like any other residual, the rim would brighten the fill.
+    monkeypatch.setattr(baselines, "LOCAL_OUTLIER", np.inf)
+    spread, _ = fill(missed, mask, "local")
+    assert np.abs(spread.values[1][:, under] - without.values[1][:, under]).max() > 0.05
 
 
 @pytest.mark.parametrize("method", BASELINES)

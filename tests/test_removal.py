@@ -17,7 +17,7 @@ def test_remove_contract(small, method):
     expected = {
         "reflectance", "cloud_mask", "mask_class", "cloud_probability", "quality", "fill_source",
     }  # fmt: skip
-    if method in ("hybrid", "regression"):
+    if method in ("hybrid", "regression", "local"):
         expected.add("expected_error")
     assert set(out.data_vars) == expected
     refl = out["reflectance"]

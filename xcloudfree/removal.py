@@ -18,7 +18,7 @@ from ._version import __version__
 from .chunking import apply_policy
 from .cube import as_cube, band_variables
 from .errors import ModelUnavailableError
-from .fills.baselines import error_from_quality, fill
+from .fills.baselines import LOCAL_HALO, REGRESSIONS, error_from_quality, fill
 from .fills.spatial import inpaint_unfilled
 from .masking import as_mask, resolve_mask
 from .options import METHODS, STAGES, RemovalOptions
@@ -64,7 +64,8 @@ def remove(
     method
         ``"hybrid"`` (the STGAN + CycleGAN model shipped in the package) or a
         classical method: ``"median"``, ``"nearest"``, ``"interpolate"``,
-        ``"regression"`` (see :mod:`xcloudfree.fills.baselines`).
+        ``"regression"``, ``"local"`` (the regression corrected by its own misses
+        around the cloud; see :mod:`xcloudfree.fills.baselines`).
     mask
         Which pixels to fill: a mask source of :func:`xcloudfree.mask_classes`
         (``"temporal"``, the default for every method, ``"spectral"``, ``"scl"``,
@@ -138,7 +139,7 @@ def remove(
         nodata) and ``cloud_probability`` (when the mask was computed here, for
         sources that have one), ``quality`` (time, y, x; 1 = observed clear,
         lower = a less certain fill, 0 = no clear observation to fill from, the
-        input kept) and, for ``"hybrid"`` and ``"regression"``, ``expected_error``
+        input kept) and, for ``"hybrid"``, ``"regression"`` and ``"local"``, ``expected_error``
         (time, y, x): the calibrated expected absolute error of the filled
         reflectance (band mean), 0 where observed, NaN where nothing could be
         filled. ``quality`` is ``1 / (1 + expected_error / 0.01)`` there; see
@@ -185,7 +186,8 @@ def remove(
         reflectance, quality = out["reflectance"], out["quality"]
         variables = dict(out.drop_vars(["reflectance", "quality"]).data_vars)
     else:
-        cube = apply_policy(cube, halo=(dilate or 2) + 1)
+        halo = (dilate or 2) + 1
+        cube = apply_policy(cube, halo=max(halo, LOCAL_HALO) if method == "local" else halo)
         variables = dict(resolve_mask(cube, options.mask, given).data_vars)
         reflectance, quality = fill(cube, variables["cloud_mask"], method)
     applied = variables.pop("cloud_mask")
@@ -200,7 +202,7 @@ def remove(
         "quality": quality,
         "fill_source": source,
     }
-    if method in ("hybrid", "regression"):
+    if method in ("hybrid", *REGRESSIONS):
         variables["expected_error"] = error_from_quality(quality)
     if labels is not None:
         variables["reflectance"] = reflectance.assign_coords(band=labels)

@@ -1,4 +1,4 @@
-"""Classical gap-filling baselines: median, nearest, interpolate, regression.
+"""Classical gap-filling baselines: median, nearest, interpolate, regression, local.
 
 Each method keeps every clear observation as it is and fills the pixels that the
 cloud mask flags from the clear observations of the same pixel at other dates:
@@ -17,11 +17,22 @@ cloud mask flags from the clear observations of the same pixel at other dates:
     after, each mapped through its fit, averaged with inverse residual-variance
     weights. The fit removes the scene-wide radiometric change between dates
     (phenology, illumination, haze) that plain nearest filling carries over.
+``"local"``
+    the regression, corrected by what it gets wrong *around* the cloud on the same
+    date (regression kriging of its residual): at the date's clear pixels the
+    regression is a prediction from the neighbouring dates like any other, and its
+    misses there (a crop greening up faster than the scene, a haze gradient) are
+    smoothed with a Gaussian of :data:`LOCAL_SIGMA` px over the clear pixels and
+    added under the cloud, shrunk toward none where few clear pixels are near.
+    Residuals beyond :data:`LOCAL_OUTLIER` (band mean: cloud or haze the mask
+    missed, or a change too abrupt to spread, a field ploughed or flooded) are left
+    out.
 
 All of them are vectorised over time with numpy. On dask input they are lazy:
 the time axis is made one chunk (a fill needs every date of a pixel) while the
 spatial chunks are kept, and the regression fits are summed over all chunks
-first, so the result does not depend on the chunking.
+first, so the result does not depend on the chunking (``"local"`` reads
+:data:`LOCAL_HALO` px around each chunk).
 
 Pixels with no clear observation at any date cannot be filled: they keep their
 input value and get ``quality == 0``. NaN input stays NaN.
@@ -34,6 +45,7 @@ from collections.abc import Callable
 import dask.array as dsa
 import numpy as np
 import xarray as xr
+from scipy import ndimage
 
 from .._indexing import take_per_pixel
 from ..errors import OptionError
@@ -55,9 +67,9 @@ QUALITY_HALF_ERROR = 0.01
 #: band means. Fitted by ``benchmarks/calibration.py`` on simulated clouds over *training*
 #: dates of the L1C series and the Hungary L2A cube only (with the guard, which keeps the
 #: networks close to the regression, the departure weight barely changes the ranking).
-ERROR_SCALE = {"regression": 2.19, "hybrid": 2.16}
+ERROR_SCALE = {"regression": 2.05, "local": 1.90, "hybrid": 1.87}
 DEPARTURE_WEIGHT = 4.0
-ERROR_EXPONENTS = (0.48, 0.06, 0.5)
+ERROR_EXPONENTS = (0.49, 0.04, 0.47)
 #: Attributes of every ``quality`` variable.
 QUALITY_ATTRS = {
     "long_name": "reconstruction quality",
@@ -87,8 +99,26 @@ ERROR_ATTRS = {
 _TYPICAL_SOURCE_ERROR = 0.01
 # Smallest error term (reflectance) the power law of expected_error is evaluated at.
 _FLOOR = 1e-4
+#: The ``"local"`` fill's Gaussian (px), its shrinkage (the share of a fully clear
+#: neighbourhood below which the correction fades) and its outlier cut (band-mean
+#: residuals beyond it, reflectance, are not spread). Chosen on simulated clouds over
+#: training dates only, with the reference and the own mask (``out/diag/local_dev.py``,
+#: stop 24): sigma 2-4 px gains most with the reference mask, 8 with the own mask,
+#: whose missed cloud rims the cut keeps out (without it, Sweden lost 0.8 dB).
+LOCAL_SIGMA = 8.0
+LOCAL_SHRINK = 0.05
+LOCAL_OUTLIER = 0.02
+_TRUNCATE = 3.0
+#: Context the ``"local"`` fill reads around a block: the Gaussian's radius.
+LOCAL_HALO = int(_TRUNCATE * LOCAL_SIGMA + 0.5)
 # Fewer common clear pixels than this and a date pair's fit is not trusted.
 _MIN_FIT_PIXELS = 64
+# Prior sd of a pair's gain around 1, and its precision. Chosen on training dates only
+# (out/diag/se_dev.py: simulated clouds over training targets, with the targets' clear
+# pixels cut to a disc of 150, 600 or 2500 px): 0.03 had the best mean of 0.1, 0.05,
+# 0.03 and 0.01 (+0.33 dB; L1C with 150 px +1.9 dB, Sweden with 2500 px -0.16 dB).
+_GAIN_PRIOR_SD = 0.03
+_GAIN_PRIOR = 1.0 / _GAIN_PRIOR_SD**2
 
 
 def _days(times: np.ndarray) -> np.ndarray:
@@ -203,9 +233,16 @@ def _fit(stats: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
         vx = sxx / n - mx**2
         cxy = sxy / n - mx * my
         vy = syy / n - my**2
-        gain = cxy / vx
+        least_squares = cxy / vx
+        # The least-squares gain, drawn toward 1 by its own uncertainty (a normal prior
+        # of sd _GAIN_PRIOR_SD): a fit on a few pixels that barely vary, a dark strip
+        # left clear on an overcast date, has gains anywhere from 0 to 2 and filled
+        # Sweden 2021-08-06 as a flat dark image; thousands of varied pixels keep theirs.
+        se2 = np.maximum(vy - least_squares * cxy, 1e-8) / (n * vx)
+        gain = (least_squares / se2 + _GAIN_PRIOR) / (1.0 / se2 + _GAIN_PRIOR)
+        # The offset keeps the line through the common pixels' means.
         offset = my - gain * mx
-        resid = vy - gain * cxy
+        resid = vy - 2 * gain * cxy + gain**2 * vx
     ok = (n >= _MIN_FIT_PIXELS) & (vx > 1e-10) & np.isfinite(gain)
     # Without a trustworthy fit the pair falls back to the identity map with the
     # variance of a plain copy, so it still fills but is weighted down.
@@ -336,7 +373,9 @@ _FILLERS: dict[str, Callable] = {
 }
 
 #: Names of the classical methods accepted by :func:`fill` and :func:`xcloudfree.remove`.
-BASELINES: tuple[str, ...] = ("median", "nearest", "interpolate", "regression")
+BASELINES: tuple[str, ...] = ("median", "nearest", "interpolate", "regression", "local")
+#: The methods whose fill is the regression's (and that report ``expected_error``).
+REGRESSIONS: tuple[str, ...] = ("regression", "local")
 
 
 def _finish(data, valid, cloud, filled, gap, error=None):
@@ -366,10 +405,41 @@ def _valid(data: np.ndarray, cloud: np.ndarray) -> np.ndarray:
     return ~cloud & np.isfinite(data).all(axis=1)
 
 
+def local_correction(
+    data: np.ndarray, valid: np.ndarray, cloud: np.ndarray, filled: np.ndarray
+) -> np.ndarray:
+    """Add to ``filled`` (in place, and return it) the smoothed residual of the clear pixels.
+
+    ``data`` and ``filled`` are ``(T, B, Y, X)``, the regression's prediction at every
+    pixel (from each pixel's neighbouring dates, so at a clear pixel it is a prediction
+    like any other). Per date with cloud and band: ``G(r) / (G(n) + LOCAL_SHRINK)``,
+    ``r`` the residual at the clear pixels whose band-mean residual is within
+    ``LOCAL_OUTLIER``, ``n`` their indicator and ``G`` a Gaussian of ``LOCAL_SIGMA`` px
+    (zero outside the block; a dask block carries :data:`LOCAL_HALO` px of context).
+    """
+    for t in np.flatnonzero(cloud.any(axis=(1, 2))):
+        with np.errstate(invalid="ignore"):
+            resid = data[t] - filled[t]
+            use = valid[t] & (np.abs(resid.mean(axis=0)) <= LOCAL_OUTLIER)
+        if not use.any():
+            continue
+        support = _smooth(use.astype(np.float32)) + np.float32(LOCAL_SHRINK)
+        for k in range(data.shape[1]):
+            r = np.where(use, resid[k], np.float32(0)).astype(np.float32)
+            filled[t, k] += _smooth(r) / support
+    return filled
+
+
+def _smooth(image: np.ndarray) -> np.ndarray:
+    return ndimage.gaussian_filter(image, LOCAL_SIGMA, mode="constant", truncate=_TRUNCATE)
+
+
 def _fill_block(data, cloud, days, method, stats=None):
     valid = _valid(data, cloud)
-    if method == "regression":
+    if method in REGRESSIONS:
         filled, gap, spread, source = _apply_regression(data, valid, days, stats)
+        if method == "local":
+            filled = local_correction(data, valid, cloud, filled)
         error = expected_error(method, spread, None, source, filled.mean(axis=1))
         return _finish(data, valid, cloud, filled, gap, error)
     filled, gap = _FILLERS[method](data, valid, days)
@@ -414,7 +484,7 @@ def fill(
     reflectance, quality : xarray.DataArray
         The filled cube (float32, same coords) and ``quality`` (time, y, x): 1 for a
         clear observation; for a filled pixel ``1 / (1 + expected_error / 0.01)``
-        with ``"regression"`` (the calibrated expected absolute error, see
+        with ``"regression"`` and ``"local"`` (the calibrated expected absolute error, see
         :func:`expected_error`), ``1 / (1 + gap_days / 30)`` with the other methods
         (``gap_days`` to the nearest clear observation); 0 where no clear
         observation exists (the input value is kept), NaN where the input is NaN.
@@ -439,21 +509,29 @@ def fill(
     if data.chunks is None:
         arr = data.values
         cl = np.asarray(cloud.values)
-        stats = _pair_stats(arr, _valid(arr, cl)) if method == "regression" else None
+        stats = _pair_stats(arr, _valid(arr, cl)) if method in REGRESSIONS else None
         out, quality = _fill_block(arr, cl, days, method, stats)
     else:
         arr = data.data.rechunk({0: -1, 1: -1})
         cl = dsa.asarray(cloud.data).rechunk((-1, arr.chunks[2], arr.chunks[3]))
         b = arr.shape[1]
         extra: tuple = ()
-        if method == "regression":
+        if method in REGRESSIONS:
             # indices absent from the output: the whole (small) array goes to every task
             extra = (regression_stats(arr, cl), "qrsu")
+        depth = {}
+        if method == "local":
+            # No deeper than the array: a cube narrower than the halo is one chunk anyway.
+            depth = {2: min(LOCAL_HALO, arr.shape[2] - 1), 3: min(LOCAL_HALO, arr.shape[3] - 1)}
+            arr = dsa.overlap.overlap(arr, depth={0: 0, 1: 0, **depth}, boundary="none")
+            cl = dsa.overlap.overlap(cl, depth={0: 0, 1: depth[2], 2: depth[3]}, boundary="none")
         both = dsa.blockwise(
             _both_block, "tbyx", arr, "tbyx", cl, "tyx", *extra,
             adjust_chunks={"b": b + 1}, concatenate=True, dtype=np.float32,
             days=days, method=method,
         )  # fmt: skip
+        if depth:
+            both = dsa.overlap.trim_internal(both, {0: 0, 1: 0, **depth}, boundary="none")
         out = both[:, :b]
         quality = both[:, b]
     reflectance = data.copy(data=out)

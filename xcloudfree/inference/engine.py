@@ -43,6 +43,7 @@ from ..fills.baselines import (
     _pair_stats,
     _valid,
     expected_error,
+    local_correction,
     quality_from_error,
     regression_stats,
 )
@@ -201,6 +202,11 @@ def fill_block(
     (y0, y1), (x0, x1) = core or ((0, h), (0, w))
     valid = _valid(data, mask)
     regression, gap, spread, source = _apply_regression(data, valid, days, stats)
+    if adapters is None:
+        # The base is the "local" fill: the regression corrected by its own misses on
+        # the date's clear pixels around the cloud (the adapters learn their correction
+        # of the plain regression, so they replace it).
+        regression = local_correction(data, valid, mask, regression)
     if adapters is not None:
         from .adaptation import apply_adapters
 
