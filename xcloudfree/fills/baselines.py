@@ -54,19 +54,21 @@ __all__ = ["BASELINES", "error_from_quality", "expected_error", "fill", "quality
 
 #: Days after which the quality of a pixel filled by a gap method has halved.
 QUALITY_HALF_LIFE_DAYS = 30.0
-#: Expected absolute error (reflectance) at which ``quality`` is 0.5 (regression, hybrid).
+#: Expected absolute error (reflectance) at which ``quality`` is 0.5 (regression, local,
+#: hybrid).
 QUALITY_HALF_ERROR = 0.01
 #: The expected error of a fill:
 #: ``ERROR_SCALE[method] * v**a * r**b * m**c`` with ``(a, b, c) = ERROR_EXPONENTS``, where
 #: ``v = s2 + DEPARTURE_WEIGHT * d2``: ``s2`` the regression's predictive variance and
-#: ``d2`` the mean squared departure of the method's value from the regression's (0 for
-#: the regression itself); ``r`` the *source error*, how far the regression missed the
-#: pixel's two source observations when each was predicted from its own neighbours (a
-#: pixel whose dates do not follow each other, a field that is ploughed, mown or flooded,
-#: is hard to fill); ``m`` the fill's reflectance (errors grow with brightness). All are
-#: band means. Fitted by ``benchmarks/calibration.py`` on simulated clouds over *training*
-#: dates of the L1C series and the Hungary L2A cube only (with the guard, which keeps the
-#: networks close to the regression, the departure weight barely changes the ranking).
+#: ``d2`` the hybrid's mean squared departure from its base, the ``"local"`` fill (0 for
+#: ``"regression"`` and ``"local"``, whose scale absorbs the local correction); ``r`` the
+#: *source error*, how far the regression missed the pixel's two source observations
+#: when each was predicted from its own neighbours (a pixel whose dates do not follow
+#: each other, a field that is ploughed, mown or flooded, is hard to fill); ``m`` the
+#: fill's reflectance (errors grow with brightness). All are band means. Fitted by
+#: ``benchmarks/calibration.py`` on simulated clouds over *training* dates of the L1C
+#: series and the Hungary L2A cube only (with the guard, which keeps the networks close
+#: to their base, the departure weight barely changes the ranking).
 ERROR_SCALE = {"regression": 2.05, "local": 1.90, "hybrid": 1.87}
 DEPARTURE_WEIGHT = 4.0
 ERROR_EXPONENTS = (0.49, 0.04, 0.47)
@@ -75,7 +77,7 @@ QUALITY_ATTRS = {
     "long_name": "reconstruction quality",
     "units": "1",
     "description": (
-        "1: clear observation; filled pixels, regression and hybrid: "
+        "1: clear observation; filled pixels, regression, local and hybrid: "
         "1/(1 + expected_error/0.01), expected_error the calibrated expected absolute "
         "error (band mean, reflectance); median, nearest, interpolate: 1/(1 + gap_days/30), "
         "gap_days to the nearest clear observation; filled from the same date's "
@@ -84,7 +86,7 @@ QUALITY_ATTRS = {
         "with fallback='nan'); NaN: no data"
     ),
 }
-#: Attributes of the ``expected_error`` variable (regression and hybrid).
+#: Attributes of the ``expected_error`` variable (regression, local and hybrid).
 ERROR_ATTRS = {
     "long_name": "expected absolute error",
     "units": "1",
