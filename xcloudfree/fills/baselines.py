@@ -45,10 +45,10 @@ from collections.abc import Callable
 import dask.array as dsa
 import numpy as np
 import xarray as xr
-from scipy import ndimage
 
 from .._indexing import take_per_pixel
 from ..errors import OptionError
+from .smoothing import around, radius, smooth
 
 __all__ = ["BASELINES", "error_from_quality", "expected_error", "fill", "quality_from_error"]
 
@@ -110,9 +110,8 @@ _FLOOR = 1e-4
 LOCAL_SIGMA = 8.0
 LOCAL_SHRINK = 0.05
 LOCAL_OUTLIER = 0.02
-_TRUNCATE = 3.0
 #: Context the ``"local"`` fill reads around a block: the Gaussian's radius.
-LOCAL_HALO = int(_TRUNCATE * LOCAL_SIGMA + 0.5)
+LOCAL_HALO = radius(LOCAL_SIGMA)
 # Fewer common clear pixels than this and a date pair's fit is not trusted.
 _MIN_FIT_PIXELS = 64
 # Prior sd of a pair's gain around 1, and its precision. Chosen on training dates only
@@ -412,28 +411,27 @@ def local_correction(
 ) -> np.ndarray:
     """Add to ``filled`` (in place, and return it) the smoothed residual of the clear pixels.
 
-    ``data`` and ``filled`` are ``(T, B, Y, X)``, the regression's prediction at every
-    pixel (from each pixel's neighbouring dates, so at a clear pixel it is a prediction
+    ``data`` and ``filled`` are ``(T, B, Y, X)``, ``filled`` the regression's prediction at
+    every pixel (from each pixel's neighbouring dates, so at a clear pixel it is a prediction
     like any other). Per date with cloud and band: ``G(r) / (G(n) + LOCAL_SHRINK)``,
     ``r`` the residual at the clear pixels whose band-mean residual is within
     ``LOCAL_OUTLIER``, ``n`` their indicator and ``G`` a Gaussian of ``LOCAL_SIGMA`` px
     (zero outside the block; a dask block carries :data:`LOCAL_HALO` px of context).
+    Only the cloud's pixels are corrected (the fill is used nowhere else), so only the
+    cloud's bounding box grown by that radius is smoothed.
     """
     for t in np.flatnonzero(cloud.any(axis=(1, 2))):
+        win = around(cloud[t], LOCAL_HALO)
         with np.errstate(invalid="ignore"):
-            resid = data[t] - filled[t]
-            use = valid[t] & (np.abs(resid.mean(axis=0)) <= LOCAL_OUTLIER)
+            resid = data[t][(slice(None), *win)] - filled[t][(slice(None), *win)]
+            use = valid[t][win] & (np.abs(resid.mean(axis=0)) <= LOCAL_OUTLIER)
         if not use.any():
             continue
-        support = _smooth(use.astype(np.float32)) + np.float32(LOCAL_SHRINK)
+        support = smooth(use.astype(np.float32), LOCAL_SIGMA) + np.float32(LOCAL_SHRINK)
         for k in range(data.shape[1]):
             r = np.where(use, resid[k], np.float32(0)).astype(np.float32)
-            filled[t, k] += _smooth(r) / support
+            filled[t, k][win] += smooth(r, LOCAL_SIGMA) / support
     return filled
-
-
-def _smooth(image: np.ndarray) -> np.ndarray:
-    return ndimage.gaussian_filter(image, LOCAL_SIGMA, mode="constant", truncate=_TRUNCATE)
 
 
 def _fill_block(data, cloud, days, method, stats=None):

@@ -32,8 +32,8 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
-from scipy import ndimage
 
+from . import smoothing
 from .baselines import quality_from_error
 
 __all__ = [
@@ -43,10 +43,9 @@ __all__ = [
 
 #: Gaussian scales (px), finest first: a pixel takes the finest one that reaches a clear pixel.
 SIGMAS: tuple[int, ...] = (4, 8, 16, 32, 64, 128)
-_TRUNCATE = 3.0
 #: Pixels beyond which nothing is drawn from (the kernel radius of the largest scale):
 #: a hole farther than this from every clear pixel is left as it is.
-REACH: int = int(_TRUNCATE * SIGMAS[-1] + 0.5)
+REACH: int = smoothing.radius(SIGMAS[-1])
 #: Smoothed share of clear pixels a scale needs to fill a pixel (bar the coarsest, which
 #: takes any clear pixel within reach): below it, the few clear pixels at the kernel's
 #: edge say too little. Chosen on training data by ``scripts/inpaint_rule.py``.
@@ -117,33 +116,16 @@ def inpaint(
             break
         # Only the holes left and what lies within this scale's kernel of them: the
         # smoothing there is exactly that of the whole array (zero padding at its edges).
-        win = _around(todo, int(_TRUNCATE * sigma + 0.5))
-        smooth = _smooth(weight[win], sigma)
-        take = todo[win] & (smooth > (min_weight if i < len(SIGMAS) - 1 else _ANY))
+        win = smoothing.around(todo, smoothing.radius(sigma))
+        support = smoothing.smooth(weight[win], sigma)
+        take = todo[win] & (support > (min_weight if i < len(SIGMAS) - 1 else _ANY))
         if not take.any():
             continue
         for k in range(values.shape[0]):
-            filled[k][win][take] = _smooth(clear[k][win], sigma)[take] / smooth[take]
+            filled[k][win][take] = smoothing.smooth(clear[k][win], sigma)[take] / support[take]
         scale[win][take] = i
         todo[win] &= ~take
     return filled, scale
-
-
-def _around(mask: np.ndarray, radius: int) -> tuple[slice, slice]:
-    """The bounding box of ``mask``'s True pixels grown by ``radius``, within the array."""
-    spans = []
-    for axis in (1, 0):
-        hit = np.flatnonzero(mask.any(axis=axis))
-        spans.append(
-            slice(max(hit[0] - radius, 0), min(hit[-1] + 1 + radius, mask.shape[1 - axis]))
-        )
-    return tuple(spans)
-
-
-def _smooth(a: np.ndarray, sigma: float) -> np.ndarray:
-    # Zero padding: outside the array is no weight and no value, as across a chunk edge
-    # inside the halo.
-    return ndimage.gaussian_filter(a, sigma, mode="constant", cval=0.0, truncate=_TRUNCATE)
 
 
 def _block(refl, quality, cloud, *, fallback):

@@ -207,7 +207,7 @@ def fill_block(
         # the date's clear pixels around the cloud (the adapters learn their correction
         # of the plain regression, so they replace it).
         regression = local_correction(data, valid, mask, regression)
-    if adapters is not None:
+    else:
         from .adaptation import apply_adapters
 
         # A date's expected error shrinks as its correction did on held-out pixels.
