@@ -26,7 +26,7 @@ def _broken_model() -> HybridModel:
     model = HybridModel(pretrained().config)
     model.load_state_dict(pretrained().state_dict())
     with torch.no_grad():
-        model.stgan.head.mlp[2].bias += 0.1
+        model.stgan.head.mlp[2].bias += 0.4  # a +0.02 reflectance cast (RESIDUAL_STEP 0.05)
     return model
 
 
@@ -75,7 +75,8 @@ def test_on_dask_each_window_and_group_is_a_trial_task_of_its_own(sim):
     windows = training_windows((sim.cloudy.sizes["y"], sim.cloudy.sizes["x"]), WINDOWS)
     assert len(trials) == len(windows) * len(GROUPS) > 1
     eager = xcloudfree.remove(sim.cloudy, mask=sim.true_mask, progress=False)
-    np.testing.assert_array_equal(lazy.reflectance.values, eager.reflectance.values)
+    # Equal up to the networks' float rounding over other windows (as the tiles test).
+    np.testing.assert_allclose(lazy.reflectance.values, eager.reflectance.values, atol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ from conftest import shared_data
 import xcloudfree
 from xcloudfree import metrics
 from xcloudfree.errors import BandError, ModelUnavailableError, OptionError
+from xcloudfree.fills.baselines import _days
+from xcloudfree.fills.neighbours import nearest_dates
 from xcloudfree.inference import engine
 from xcloudfree.models import PRETRAINED, HybridModel, pretrained
 from xcloudfree.options import EngineOptions
@@ -60,7 +62,7 @@ def test_default_mask_is_the_temporal_mask(sim):
     assert "xcloudfree-mask" in out.cloud_mask.attrs["description"]
     # The result says what made it: mask and weights (fingerprints of the shipped files).
     assert out.attrs["mask"] == out.cloud_mask.attrs["description"]
-    assert out.attrs["model"].startswith("shipped hybrid_v1 (weights ")
+    assert out.attrs["model"].startswith("shipped hybrid_v2 (weights ")
     assert out.cloud_probability.dims == out.mask_class.dims == ("time", "y", "x")
     pick = {"time": sim.targets}
     # Laid clouds are found almost whole: a missed cloud pixel costs the fill most.
@@ -172,3 +174,44 @@ def test_mask_head_on_the_held_out_reference_scene():
     mask = xcloudfree.cloud_mask(cube, method="model", dilate=0)
     f1 = float(metrics.f1(mask, xr.DataArray(ref[None], dims=("time", "y", "x"))))
     assert f1 > 0.85
+
+
+def test_a_neighbour_brighter_all_over_does_not_brighten_the_fill(sim, monkeypatch):
+    # A uniformly hazier neighbour (+0.04 in every band, the whole date): the STGAN gets
+    # it in the target's radiometry (the regression's pair fit), so its level does not
+    # pass into the fill. The networks trained on raw neighbours took in +0.03.
+    cube = sim.cloudy.copy()
+    target = np.datetime64(sim.targets[0], "ns")
+    t = list(cube.time.values).index(target)
+    neighbour = nearest_dates(_days(cube.time.values), pretrained().config.k)[t, 1]
+    cube[neighbour] = cube[neighbour] + 0.04
+    seen = []
+    forward = HybridModel.forward
+
+    def spy(self, dates, cloud, base, mask, **kw):
+        clear = (cloud[:, 0, 0] == 0) & (cloud[:, 1, 0] == 0)
+        if clear.any():  # the guard's trial windows may have none
+            seen.append(float((dates[:, 1] - dates[:, 0]).mean(1)[clear].mean()))
+        return forward(self, dates, cloud, base, mask, **kw)
+
+    monkeypatch.setattr(HybridModel, "forward", spy)
+    kw = {"mask": sim.true_mask, "stages": ("stgan",), "guard": False, "progress": False}
+    out = xcloudfree.remove(cube, **kw).reflectance.sel(time=target).values
+    # What the network read of the neighbour is level with the target (not 0.04 above).
+    assert seen and max(abs(v) for v in seen) < 0.01
+    under = sim.mask.sel(time=target).values.astype(bool)
+    bias = float(np.nanmean((out - sim.truth.sel(time=target).values)[:, under]))
+    assert abs(bias) < 0.006
+
+
+def test_models_saved_before_neighbour_mapping_load_without_it(tmp_path):
+    import torch
+
+    path = tmp_path / "old.pt"
+    pretrained().save(path)
+    blob = torch.load(path, weights_only=False)
+    assert blob["format_version"] >= 2 and blob["config"]["map_neighbours"]
+    blob["format_version"] = 1
+    del blob["config"]["map_neighbours"]
+    torch.save(blob, path)
+    assert not xcloudfree.load_model(path).config.map_neighbours

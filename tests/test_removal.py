@@ -94,7 +94,7 @@ def test_unknown_method_and_model_options_of_baselines(small):
     with pytest.raises(ValueError, match="regression"):
         xcloudfree.remove(small, method="magic")
     with pytest.raises(ValueError, match="option of method='hybrid'"):
-        xcloudfree.remove(small, method="median", model="hybrid_v1.pt")
+        xcloudfree.remove(small, method="median", model="hybrid_v2.pt")
     with pytest.raises(TypeError, match="unexpected keyword"):
         xcloudfree.remove(small, method="median", colour="red")
 

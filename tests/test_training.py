@@ -158,3 +158,24 @@ def test_training_on_shared_clear_patches_with_a_cloud_bank():
                                            cloud_bank=bank, n=2, seed=0)  # fmt: skip
     model = _fit(pairs, phases=("stgan",))
     assert len(model.history) == 2 and np.isfinite(model.history[-1]["total"])
+
+
+def test_training_crops_give_neighbours_in_the_targets_radiometry(pairs):
+    # As the engine gives them to a model with map_neighbours (the default): every other
+    # date through the regression's pair fit into the target's radiometry.
+    import dataclasses
+
+    prepared = prepare_pair(pairs[0].cloudy, pairs[0].clear, k=3)
+    t, c = prepared.gain.shape[0], prepared.gain.shape[2]
+    assert prepared.gain.shape == prepared.offset.shape == (t, t, c)
+    known = dataclasses.replace(
+        prepared, gain=np.full((t, t, c), 2, np.float32), offset=np.full((t, t, c), 0.1, np.float32)
+    )
+
+    def dates(mapped):
+        sampler = Sampler([known], 32, map_neighbours=mapped)
+        return sampler.sample(4, np.random.default_rng(0))["dates"].numpy()
+
+    raw, mapped = dates(False), dates(True)
+    np.testing.assert_array_equal(mapped[:, 0], raw[:, 0])  # the target is itself
+    np.testing.assert_allclose(mapped[:, 1:], 2 * raw[:, 1:] + 0.1, rtol=1e-6)

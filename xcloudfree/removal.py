@@ -223,8 +223,10 @@ def remove(
     }
     if method == "hybrid":
         from .models.files import fingerprint
+        from .models.hybrid import PRETRAINED
 
         ref = options.engine.model
-        source = "shipped hybrid_v1" if ref is None else f"user model {ref!r}"[:120]
+        shipped = f"shipped {PRETRAINED.removesuffix('.pt')}"
+        source = shipped if ref is None else f"user model {ref!r}"[:120]
         ds.attrs["model"] = f"{source} (weights {fingerprint(options.engine.network())})"
     return ds

@@ -50,7 +50,14 @@ from .._indexing import take_per_pixel
 from ..errors import OptionError
 from .smoothing import around, radius, smooth
 
-__all__ = ["BASELINES", "error_from_quality", "expected_error", "fill", "quality_from_error"]
+__all__ = [
+    "BASELINES",
+    "error_from_quality",
+    "expected_error",
+    "fill",
+    "pair_maps",
+    "quality_from_error",
+]
 
 #: Days after which the quality of a pixel filled by a gap method has halved.
 QUALITY_HALF_LIFE_DAYS = 30.0
@@ -69,9 +76,9 @@ QUALITY_HALF_ERROR = 0.01
 #: ``benchmarks/calibration.py`` on simulated clouds over *training* dates of the L1C
 #: series and the Hungary L2A cube only (with the guard, which keeps the networks close
 #: to their base, the departure weight barely changes the ranking).
-ERROR_SCALE = {"regression": 2.05, "local": 1.90, "hybrid": 1.87}
-DEPARTURE_WEIGHT = 4.0
-ERROR_EXPONENTS = (0.49, 0.04, 0.47)
+ERROR_SCALE = {"regression": 1.83, "local": 1.70, "hybrid": 1.69}
+DEPARTURE_WEIGHT = 0.5
+ERROR_EXPONENTS = (0.47, 0.04, 0.49)
 #: Attributes of every ``quality`` variable.
 QUALITY_ATTRS = {
     "long_name": "reconstruction quality",
@@ -261,6 +268,24 @@ def _fit(stats: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     )  # fmt: skip
     error_var = np.where(ok, fitted, np.where(measured, copy_var, typical))
     return gain, offset, var, error_var
+
+
+def pair_maps(stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gain and offset ``(T, T, B)`` float32 that map date ``s`` into date ``t``'s radiometry.
+
+    ``x_t ~ offset[t, s] + gain[t, s] * x_s``: the regression's scene-wide pair fits
+    (:func:`_fit`, identity where a pair has none) from :func:`_pair_stats` sums.
+
+    Examples
+    --------
+    >>> data = np.stack([np.linspace(0.1, 0.3, 100), np.linspace(0.2, 0.4, 100)])
+    >>> data = data.reshape(2, 1, 10, 10).astype(np.float32)  # date 1 is date 0 + 0.1
+    >>> gain, offset = pair_maps(_pair_stats(data, np.ones((2, 10, 10), bool)))
+    >>> round(float(gain[1, 0, 0]), 3), round(float(offset[1, 0, 0]), 3)
+    (1.0, 0.1)
+    """
+    gain, offset = _fit(stats)[:2]
+    return gain.astype(np.float32), offset.astype(np.float32)
 
 
 def _apply_regression(data, valid, days, stats):

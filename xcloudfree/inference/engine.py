@@ -44,6 +44,7 @@ from ..fills.baselines import (
     _valid,
     expected_error,
     local_correction,
+    pair_maps,
     quality_from_error,
     regression_stats,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "ADAPT_HALO",
     "fill_block",
     "fill_with_model",
+    "map_neighbours",
     "model_cloud_probability",
     "probability_block",
 ]
@@ -77,6 +79,33 @@ def _crop(a: np.ndarray, w: Window) -> np.ndarray:
 def _gather(a: np.ndarray, windows: list[Window], index: list | np.ndarray) -> np.ndarray:
     """Stack ``a[index[j]]`` cropped to ``windows[j]`` for every job ``j`` of a batch."""
     return np.stack([_crop(a[i], win) for win, i in zip(windows, index, strict=True)])
+
+
+def map_neighbours(
+    dates: np.ndarray, index: np.ndarray, gain: np.ndarray, offset: np.ndarray
+) -> np.ndarray:
+    """Each job's other dates in its target's radiometry, in place.
+
+    What the STGAN of a model with :attr:`~xcloudfree.models.HybridConfig.map_neighbours`
+    reads: every date but the target through the regression's pair fit into the target.
+
+    ``dates`` is ``(N, K, C, H, W)`` with ``index`` ``(N, K)`` the dates gathered, the
+    first the target; ``gain`` and ``offset`` are ``(T, T, C)``
+    (:func:`~xcloudfree.fills.baselines.pair_maps`).
+
+    Examples
+    --------
+    >>> dates = np.ones((1, 2, 1, 2, 2), np.float32)
+    >>> gain, offset = np.full((2, 2, 1), 2, np.float32), np.full((2, 2, 1), 0.5, np.float32)
+    >>> map_neighbours(dates, np.array([[1, 0]]), gain, offset)[0, :, 0, 0, 0].tolist()
+    [1.0, 2.5]
+    """
+    for j, near in enumerate(index):
+        for i, source in enumerate(near[1:], 1):
+            scale = gain[near[0], source][:, None, None]
+            dates[j, i] *= scale
+            dates[j, i] += offset[near[0], source][:, None, None]
+    return dates
 
 
 def _departure(out: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -243,6 +272,7 @@ def fill_block(
         net = get_model(options.model, options.device)
         dev = next(net.parameters()).device
         neighbours = nearest_dates(days, options.k or net.config.k)
+        maps = pair_maps(stats) if net.config.map_neighbours else None
         windows = plan_windows(
             (h, w), core=core, tile=options.tile, halo=net.config.halo, feather=FEATHER,
             origin=origin,
@@ -264,8 +294,11 @@ def fill_block(
                 wins = [win for win, _ in batch]
                 targets = [d for _, d in batch]
                 near = neighbours[targets]
+                dates_in = _gather(x, wins, near)
+                if maps is not None:
+                    map_neighbours(dates_in, near, *maps)
                 arrays = [
-                    _gather(x, wins, near), _gather(cloud, wins, near),
+                    dates_in, _gather(cloud, wins, near),
                     _gather(b, wins, targets), _gather(m, wins, targets),
                 ]  # fmt: skip
                 tensors = [torch.from_numpy(a).to(dev) for a in arrays]

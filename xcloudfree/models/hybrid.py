@@ -24,8 +24,9 @@ __all__ = ["STAGES", "HybridConfig", "HybridModel", "load_model", "pretrained"]
 #: The inference stages; ablations run a subset.
 STAGES: tuple[str, ...] = ("stgan", "cyclegan")
 _FORMAT = "xcloudfree-hybrid"
-_FORMAT_VERSION = 1
-PRETRAINED = "hybrid_v1.pt"
+# 2: ``map_neighbours`` in the config (files of version 1 were trained without it).
+_FORMAT_VERSION = 2
+PRETRAINED = "hybrid_v2.pt"
 
 
 @dataclass
@@ -45,6 +46,12 @@ class HybridConfig:
         equal whole-scene inference (at least their receptive radius, 45 px).
     mask_halo
         The same for the mask head (receptive radius 21 px).
+    map_neighbours
+        The STGAN sees every other date mapped into the target's radiometry by the
+        regression's scene-wide pair fit (gain and offset per band), as it was trained.
+        Raw, a neighbour a little hazier or brighter all over than the target passes
+        its level straight into the fill (+0.03 reflectance under a laid cloud on
+        held-out Hungary 2021-06-15). False only for models saved before it existed.
 
     Examples
     --------
@@ -53,13 +60,14 @@ class HybridConfig:
     """
 
     k: int = 3
-    stgan_width: int = 24
-    refiner_width: int = 16
-    clouder_width: int = 16
+    stgan_width: int = 12
+    refiner_width: int = 12
+    clouder_width: int = 12
     mask_width: int = 16
     threshold: float = 0.5
     halo: int = 48
     mask_halo: int = 24
+    map_neighbours: bool = True
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -226,7 +234,10 @@ def load_model(
         path, fmt=_FORMAT, version=_FORMAT_VERSION, writer="HybridModel.save or xcloudfree.train",
         fix=", or model=None for the shipped model",
     )  # fmt: skip
-    model = HybridModel(HybridConfig(**blob["config"]))
+    config = dict(blob["config"])
+    if blob["format_version"] < 2:  # trained on raw neighbours
+        config.setdefault("map_neighbours", False)
+    model = HybridModel(HybridConfig(**config))
     state = {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(not m.startswith("clouder.") for m in missing):

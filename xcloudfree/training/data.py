@@ -1,4 +1,4 @@
-"""From pairs of cubes to batches of tensors: masks, the regression base, random crops.
+"""From pairs of cubes to batches of tensors: masks, the hybrid's base, random crops.
 
 Everything here is computed once per pair (scene-wide, like at inference) and
 then sampled as random crops with flips and rotations.
@@ -13,8 +13,9 @@ import torch
 import xarray as xr
 
 from ..cube import core_first
-from ..fills.baselines import _days, fill
+from ..fills.baselines import _days, _pair_stats, fill, pair_maps
 from ..fills.neighbours import nearest_dates
+from ..inference.engine import map_neighbours
 from ..masking import cloud_mask, dilate_mask
 
 __all__ = ["MaskSampler", "Prepared", "Sampler", "prepare_pair"]
@@ -34,9 +35,11 @@ class Prepared:
     cloud: np.ndarray  # (T, H, W) the fill mask as float: the model's per-date cloud input
     mask: np.ndarray  # (T, H, W) fill mask: spectral (dilated) | pasted (dilated)
     label: np.ndarray  # (T, H, W) cloud label for the mask head: spectral | pasted
-    base: np.ndarray  # (T, C, H, W) regression fill
+    base: np.ndarray  # (T, C, H, W) the "local" fill: the hybrid's base at inference
     weight: np.ndarray  # (T, H, W) scored pixels: filled and clear in the truth
     neighbours: np.ndarray  # (T, k) date indices
+    gain: np.ndarray  # (T, T, C) the regression's pair fits, date s into date t
+    offset: np.ndarray  # (T, T, C)
     targets: np.ndarray  # dates with scored pixels
 
 
@@ -46,7 +49,10 @@ def prepare_pair(cloudy: xr.DataArray, clear: xr.DataArray, *, k: int, dilate: i
     spectral = cloud_mask(cloudy, "spectral", dilate=0)
     diff = (np.abs(cloudy - clear) > _DIFF).any("band")
     mask = dilate_mask(spectral | diff, dilate)
-    base, _ = fill(cloudy, mask, "regression")
+    # The base the networks get at inference (the engine's, without per-scene adapters).
+    base, _ = fill(cloudy, mask, "local")
+    values = cloudy.values
+    gain, offset = pair_maps(_pair_stats(values, ~mask.values & np.isfinite(values).all(1)))
     truth_cloud = cloud_mask(clear, "spectral", dilate=0).values
     finite = np.isfinite(clear.values).all(1) & np.isfinite(cloudy.values).all(1)
     weight = mask.values & ~truth_cloud & finite
@@ -64,6 +70,8 @@ def prepare_pair(cloudy: xr.DataArray, clear: xr.DataArray, *, k: int, dilate: i
         base=clean(base.values),
         weight=weight,
         neighbours=nearest_dates(_days(cloudy["time"].values), k),
+        gain=gain,
+        offset=offset,
         targets=targets,
     )
 
@@ -96,8 +104,9 @@ class Sampler:
     their targets), a random target date, and a crop rich in scored pixels.
     """
 
-    def __init__(self, pairs: list[Prepared], patch: int) -> None:
+    def __init__(self, pairs: list[Prepared], patch: int, *, map_neighbours: bool = True) -> None:
         self.patch = patch
+        self.map_neighbours = map_neighbours
         usable = [p for p in pairs if p.targets.size and min(p.data.shape[-2:]) >= patch]
         if not usable:
             raise ValueError(
@@ -122,9 +131,12 @@ class Sampler:
             y0, x0 = _window(p.weight[t], self.patch, rng)
             sl = (slice(y0, y0 + self.patch), slice(x0, x0 + self.patch))
             idx = p.neighbours[t]
+            dates = p.data[idx, :, sl[0], sl[1]]
+            if self.map_neighbours:  # as the engine gives them (HybridConfig.map_neighbours)
+                dates = map_neighbours(dates[None], idx[None], p.gain, p.offset)[0]
             arrays = _augment(
                 [
-                    p.data[idx, :, sl[0], sl[1]],
+                    dates,
                     p.cloud[idx, None, sl[0], sl[1]],
                     p.base[t][:, sl[0], sl[1]],
                     p.mask[t][None, sl[0], sl[1]].astype(np.float32),

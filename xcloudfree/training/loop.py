@@ -316,7 +316,7 @@ def train(
         prepare_pair(c, y, k=model.config.k, dilate=dilate)
         for c, y in tqdm(pairs, desc="preparing pairs", disable=not progress or len(pairs) < 4)
     ]
-    sampler = Sampler(prepared, patch_size)
+    sampler = Sampler(prepared, patch_size, map_neighbours=model.config.map_neighbours)
     mask_sampler = MaskSampler(_mask_samples(mask_samples, prepared), patch_size)
     if steps_per_epoch is None:
         scored = sum(int(p.weight[p.targets].sum()) for p in prepared)
