@@ -52,16 +52,15 @@ HELD_L2A = {
 }
 
 
-def _without(cube: xr.DataArray, *mask_and_dates):
-    """``cube`` (and a mask like it) without the given held-out dates."""
-    *masks, dates = mask_and_dates
-    held = cube["time"].isin(pd.to_datetime(dates).values)
-    return (cube.isel(time=~held), *(m.isel(time=~held) for m in masks))
+def _without(dates: list[str], *arrays: xr.DataArray) -> tuple[xr.DataArray, ...]:
+    """Each of ``arrays`` (a cube, its mask) without the given held-out dates."""
+    held = pd.to_datetime(dates).values
+    return tuple(a.isel(time=~a["time"].isin(held)) for a in arrays)
 
 
 def series_train() -> xr.DataArray:
     """The L1C series without its held-out targets *and* cloud donors."""
-    return _without(sd.series(), sd.HELDOUT_SERIES_DATES + sd.HELDOUT_SERIES_DONORS)[0]
+    return _without(sd.HELDOUT_SERIES_DATES + sd.HELDOUT_SERIES_DONORS, sd.series())[0]
 
 
 def l2a_train(name: str) -> tuple[xr.DataArray, xr.DataArray]:
@@ -74,7 +73,7 @@ def l2a_train(name: str) -> tuple[xr.DataArray, xr.DataArray]:
     cube, mask = sd.l2a(name)
     if name == "sweden_34VCL":
         mask = sd.l2a_dlmask(name).isin([1, 2])
-    return _without(cube, mask, HELD_L2A[name])
+    return _without(HELD_L2A[name], cube, mask)
 
 
 def cloud_bank() -> xr.Dataset:
@@ -131,7 +130,7 @@ def mask_samples() -> list[tuple[xr.DataArray, xr.DataArray]]:
     scene, ref = sd.scene(sd.SCENE_TRAIN_ROWS)
     samples = [(scene, ref)] * 12  # the one scene with reference labels weighs most
     for name, held in HELD_L2A.items():
-        samples.append(_without(*sd.l2a(name), held))  # every class: the head's "cloud"
+        samples.append(_without(held, *sd.l2a(name)))  # every class: the head's "cloud"
     series = series_train()
     samples.append((series, xcloudfree.cloud_mask(series)))
     return samples

@@ -45,7 +45,14 @@ def _caller_level() -> int:
     return level
 
 
-__all__ = ["DEFAULT_CHUNK", "apply_policy", "chunk_size", "suggest_chunks", "task_bytes"]
+__all__ = [
+    "DEFAULT_CHUNK",
+    "apply_policy",
+    "chunk_size",
+    "overlap_depth",
+    "suggest_chunks",
+    "task_bytes",
+]
 
 #: Spatial chunk size suggested for new cubes (pixels).
 DEFAULT_CHUNK = 1024
@@ -98,6 +105,22 @@ def task_bytes(dates: int, bands: int, chunk: tuple[int, int], halo: int) -> int
     6.73
     """
     return _COPIES * 4 * dates * (bands + 2) * (chunk[0] + 2 * halo) * (chunk[1] + 2 * halo)
+
+
+def overlap_depth(shape: tuple[int, ...], halo: int) -> dict[int, int]:
+    """``dask.array.overlap`` depth of ``halo`` px on the last two axes of a ``shape`` array.
+
+    No deeper than the array: a cube narrower than the halo is one chunk anyway.
+
+    Examples
+    --------
+    >>> overlap_depth((6, 4, 100, 30), 49)
+    {0: 0, 1: 0, 2: 49, 3: 29}
+    """
+    depth = dict.fromkeys(range(len(shape) - 2), 0)
+    for axis in (len(shape) - 2, len(shape) - 1):
+        depth[axis] = min(halo, shape[axis] - 1)
+    return depth
 
 
 def _axis(n: int, size: int, minimum: int) -> tuple[int, ...]:

@@ -47,6 +47,7 @@ import numpy as np
 import xarray as xr
 
 from .._indexing import take_per_pixel
+from ..chunking import overlap_depth
 from ..errors import OptionError
 from .smoothing import around, radius, smooth
 
@@ -546,17 +547,16 @@ def fill(
             extra = (regression_stats(arr, cl), "qrsu")
         depth = {}
         if method == "local":
-            # No deeper than the array: a cube narrower than the halo is one chunk anyway.
-            depth = {2: min(LOCAL_HALO, arr.shape[2] - 1), 3: min(LOCAL_HALO, arr.shape[3] - 1)}
-            arr = dsa.overlap.overlap(arr, depth={0: 0, 1: 0, **depth}, boundary="none")
-            cl = dsa.overlap.overlap(cl, depth={0: 0, 1: depth[2], 2: depth[3]}, boundary="none")
+            depth = overlap_depth(arr.shape, LOCAL_HALO)
+            arr = dsa.overlap.overlap(arr, depth=depth, boundary="none")
+            cl = dsa.overlap.overlap(cl, depth=overlap_depth(cl.shape, LOCAL_HALO), boundary="none")
         both = dsa.blockwise(
             _both_block, "tbyx", arr, "tbyx", cl, "tyx", *extra,
             adjust_chunks={"b": b + 1}, concatenate=True, dtype=np.float32,
             days=days, method=method,
         )  # fmt: skip
         if depth:
-            both = dsa.overlap.trim_internal(both, {0: 0, 1: 0, **depth}, boundary="none")
+            both = dsa.overlap.trim_internal(both, depth, boundary="none")
         out = both[:, :b]
         quality = both[:, b]
     reflectance = data.copy(data=out)

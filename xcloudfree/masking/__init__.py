@@ -114,7 +114,7 @@ def _temporal_block(
 def _temporal_probabilities(
     cube: xr.DataArray, device: Any, progress: bool, threshold: float
 ) -> xr.DataArray:
-    from ..chunking import apply_policy
+    from ..chunking import apply_policy, overlap_depth
     from ..inference.engine import _progress
     from .haze import RADIUS as HAZE_RADIUS
     from .persistent import RADIUS
@@ -131,8 +131,7 @@ def _temporal_probabilities(
     else:
         import dask.array as dsa
 
-        # No deeper than the array: a cube narrower than the halo is one chunk anyway.
-        depth = {0: 0, 1: 0, 2: min(halo, data.shape[2] - 1), 3: min(halo, data.shape[3] - 1)}
+        depth = overlap_depth(data.shape, halo)
         ov = dsa.overlap.overlap(data, depth=depth, boundary="none")
         out = ov.map_blocks(
             _temporal_block, chunks=(ov.chunks[0], (5,), *ov.chunks[2:]), dtype=np.float32,

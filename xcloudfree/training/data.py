@@ -13,7 +13,7 @@ import torch
 import xarray as xr
 
 from ..cube import core_first
-from ..fills.baselines import _days, _pair_stats, fill, pair_maps
+from ..fills.baselines import _days, _pair_stats, _valid, fill, pair_maps
 from ..fills.neighbours import nearest_dates
 from ..inference.engine import map_neighbours
 from ..masking import cloud_mask, dilate_mask
@@ -52,7 +52,7 @@ def prepare_pair(cloudy: xr.DataArray, clear: xr.DataArray, *, k: int, dilate: i
     # The base the networks get at inference (the engine's, without per-scene adapters).
     base, _ = fill(cloudy, mask, "local")
     values = cloudy.values
-    gain, offset = pair_maps(_pair_stats(values, ~mask.values & np.isfinite(values).all(1)))
+    gain, offset = pair_maps(_pair_stats(values, _valid(values, mask.values)))
     truth_cloud = cloud_mask(clear, "spectral", dilate=0).values
     finite = np.isfinite(clear.values).all(1) & np.isfinite(cloudy.values).all(1)
     weight = mask.values & ~truth_cloud & finite
