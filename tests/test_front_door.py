@@ -237,6 +237,43 @@ def test_the_halo_graph_equals_dask_overlap(sample):
     assert isinstance(xr.DataArray(ours).data, da.Array)
 
 
+def test_halo_strips_run_before_fills_on_a_cluster(sample):
+    # A neighbour's halo strip is a cheap copy that another worker waits for; queued on
+    # its worker behind a long fill, it idled the other worker for a whole fill. The
+    # strips are one layer with a scheduler priority, and the result is unchanged.
+    import functools
+
+    import distributed
+
+    from xcloudfree.inference.halo import with_halo
+
+    def first_plus_second(a, b, *, origin, core):
+        (y0, y1), (x0, x1) = core
+        return (a.sum(axis=(0, 1)) + b[0, 0])[y0:y1, x0:x1].astype(np.float32)
+
+    values = sample.isel(time=slice(0, 2)).values
+    first = da.from_array(values, chunks=(-1, -1, 128, 128)).map_blocks(lambda b: b + 0)
+    second = da.from_array(values[:1, :1] * 2, chunks=(-1, -1, 128, 128))
+    second = second.map_blocks(lambda b: b + 0)
+    lazy = with_halo(
+        functools.partial(first_plus_second), [first, second], 8,
+        out_chunks=first.chunks[2:], inline_first=True,
+    )  # fmt: skip
+    graph = lazy.__dask_graph__()
+    (strips,) = [name for name in graph.layers if name.endswith("-strip")]
+    assert graph.layers[strips].annotations == {"priority": 100}
+    # each of 4 chunks reads 3 neighbours of both arrays (in-memory input is not inlined)
+    assert len(graph.layers[strips]) == 2 * 4 * 3
+    expected = values.sum(axis=(0, 1)) + values[0, 0] * 2
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        np.testing.assert_allclose(client.compute(lazy).result(), expected, rtol=1e-6)
+
+
 def test_a_rechunk_warning_points_at_the_callers_line(small):
     from xcloudfree.errors import RechunkWarning
 

@@ -99,7 +99,8 @@ def sample_timeseries(
             "attribution": meta["attribution"],
         },
     )
-    cube = cube.rio.write_crs(meta["crs"]).rio.write_transform(transform)
+    # in place: rioxarray's default deep-copies the cube for each attribute it writes
+    cube.rio.write_crs(meta["crs"], inplace=True).rio.write_transform(transform, inplace=True)
     if bands is not None:
         from ..cube import band_id
 
