@@ -43,7 +43,6 @@ CEILING_SECONDS = 6.0
 
 
 def _workload(kind: str, queue) -> None:
-    import numpy as np
     import torch
 
     torch.set_num_threads(1)

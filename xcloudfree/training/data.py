@@ -13,7 +13,7 @@ import torch
 import xarray as xr
 
 from ..cube import core_first
-from ..fills.baselines import _days, _pair_stats, _valid, fill, pair_maps
+from ..fills.baselines import _days, _fill_block, _pair_stats, _valid, pair_maps
 from ..fills.neighbours import nearest_dates
 from ..inference.engine import map_neighbours
 from ..masking import cloud_mask, dilate_mask
@@ -49,10 +49,13 @@ def prepare_pair(cloudy: xr.DataArray, clear: xr.DataArray, *, k: int, dilate: i
     spectral = cloud_mask(cloudy, "spectral", dilate=0)
     diff = (np.abs(cloudy - clear) > _DIFF).any("band")
     mask = dilate_mask(spectral | diff, dilate)
-    # The base the networks get at inference (the engine's, without per-scene adapters).
-    base, _ = fill(cloudy, mask, "local")
-    values = cloudy.values
-    gain, offset = pair_maps(_pair_stats(values, _valid(values, mask.values)))
+    # The base the networks get at inference (the engine's, without per-scene adapters),
+    # and the pair maps, from one computation of the regression's pair statistics.
+    values, fill_mask = cloudy.values, mask.values
+    stats = _pair_stats(values, _valid(values, fill_mask))
+    days = _days(cloudy["time"].values)
+    base = _fill_block(values, fill_mask, days, "local", stats)[0]
+    gain, offset = pair_maps(stats)
     truth_cloud = cloud_mask(clear, "spectral", dilate=0).values
     finite = np.isfinite(clear.values).all(1) & np.isfinite(cloudy.values).all(1)
     weight = mask.values & ~truth_cloud & finite
@@ -67,9 +70,9 @@ def prepare_pair(cloudy: xr.DataArray, clear: xr.DataArray, *, k: int, dilate: i
         cloud=mask.values.astype(np.float32),
         mask=mask.values.astype(bool),
         label=(spectral | diff).values.astype(bool),
-        base=clean(base.values),
+        base=clean(base),
         weight=weight,
-        neighbours=nearest_dates(_days(cloudy["time"].values), k),
+        neighbours=nearest_dates(days, k),
         gain=gain,
         offset=offset,
         targets=targets,
