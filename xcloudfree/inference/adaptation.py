@@ -51,13 +51,14 @@ _LR = 1e-3
 _MIN_PIXELS = 500
 
 
-def _network(bands: int):
+def _network(bands: int, *, inputs: int = 3, hidden: int = HIDDEN):
+    """The per-date network: ``inputs`` stacks of ``bands`` channels in, ``bands`` out."""
     import torch
 
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(3 * bands, HIDDEN, 3, padding=1), torch.nn.ReLU(),
-        torch.nn.Conv2d(HIDDEN, HIDDEN, 3, padding=1), torch.nn.ReLU(),
-        torch.nn.Conv2d(HIDDEN, bands, 1),
+        torch.nn.Conv2d(inputs * bands, hidden, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(hidden, hidden, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(hidden, bands, 1),
     )  # fmt: skip
     # Zero output layer: every date starts exactly at the regression.
     torch.nn.init.zeros_(net[-1].weight)
