@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,7 @@ import shared_data as sd
 import torch
 
 import xcloudfree
+from xcloudfree._indexing import take_per_pixel
 from xcloudfree.fills import baselines as bl
 from xcloudfree.inference.adaptation import _holdout, _network
 
@@ -77,31 +79,49 @@ def dev_cases() -> dict:
     }
 
 
-def _inputs(data, valid, base, d, maps, per_side) -> np.ndarray:
-    """``(C * (1 + 2 * per_side), H, W)``: the base, then the mapped neighbour dates."""
-    t, c = data.shape[:2]
+def prepare(sim) -> SimpleNamespace:
+    """What every variant of a case shares, computed once: the regression and its inputs."""
+    data = sim.cloudy.values.astype(np.float32)
+    mask = sim.true_mask.values
+    valid = bl._valid(data, mask)
+    stats = bl._pair_stats(data, valid)
+    days = bl._days(sim.cloudy["time"].values)
+    t = len(data)
     prev, nxt = bl._strict_neighbours(valid)
-    sources = [prev, nxt]
-    if per_side == 2:  # the clear date before the previous one, and after the next
-        sources.append(np.where(prev >= 0, np.take_along_axis(prev, prev.clip(0, t - 1), 0), -1))
-        sources.append(np.where(nxt < t, np.take_along_axis(nxt, nxt.clip(0, t - 1), 0), t))
-    gain, offset = maps
-    feats = [base[d]]
-    for src in sources:
+    # The clear date before the previous one, and after the next (out of range: none).
+    prev2 = np.where(prev >= 0, take_per_pixel(prev[:, None], prev)[:, 0], -1)
+    next2 = np.where(nxt < t, take_per_pixel(nxt[:, None], nxt)[:, 0], t)
+    targets = np.flatnonzero(np.isin(sim.cloudy["time"].values, sim.targets))
+    return SimpleNamespace(
+        data=data, truth=sim.truth.values.astype(np.float32), mask=mask, valid=valid,
+        regression=bl._apply_regression(data, valid, days, stats)[0],
+        maps=bl.pair_maps(stats), sources=[prev, nxt, prev2, next2], targets=targets,
+        under=sim.mask.values[targets],
+    )  # fmt: skip
+
+
+def _inputs(scene, d, per_side) -> np.ndarray:
+    """``(C * (1 + 2 * per_side), H, W)``: the regression, then the mapped neighbour dates."""
+    t = len(scene.data)
+    gain, offset = scene.maps
+    base = scene.regression[d]
+    feats = [base]
+    for src in scene.sources[: 2 * per_side]:
         s = src[d].clip(0, t - 1)
-        x = np.take_along_axis(data, np.broadcast_to(s[None, None], (1, c, *s.shape)), 0)[0]
+        x = take_per_pixel(scene.data, s[None])[0]
         x = gain[d, s].transpose(2, 0, 1) * x + offset[d, s].transpose(2, 0, 1)
-        feats.append(np.where(((src[d] >= 0) & (src[d] < t))[None], x, base[d]))
+        feats.append(np.where(((src[d] >= 0) & (src[d] < t))[None], x, base))
     return np.nan_to_num(np.concatenate(feats)).astype(np.float32)
 
 
-def adapted(data, valid, base, d, maps, setting, seed=0) -> np.ndarray:
-    """Date ``d`` of ``base`` corrected by a network learned on its clear pixels."""
+def adapted(scene, d, setting, seed=0) -> np.ndarray:
+    """Date ``d`` of the regression corrected by a network learned on its clear pixels."""
     per_side, steps, hidden = setting
+    data, valid, base = scene.data, scene.valid, scene.regression
     c = data.shape[1]
     rng = np.random.default_rng((seed, d))
     torch.manual_seed(seed * 1000 + d)
-    x = torch.from_numpy(_inputs(data, valid, base, d, maps, per_side))[None]
+    x = torch.from_numpy(_inputs(scene, d, per_side))[None]
     y = torch.from_numpy(np.nan_to_num(data[d]))[None]
     hold = _holdout(valid[d].shape, seed * 1000 + d)
     train = torch.from_numpy(valid[d] & ~hold)[None, None].float()
@@ -126,39 +146,24 @@ def adapted(data, valid, base, d, maps, setting, seed=0) -> np.ndarray:
     return base[d] + correction[0].numpy()
 
 
-def score(sim, setting) -> dict:
-    data = sim.cloudy.values.astype(np.float32)
-    truth = sim.truth.values.astype(np.float32)
-    mask = sim.true_mask.values
-    days = bl._days(sim.cloudy["time"].values)
-    valid = bl._valid(data, mask)
-    stats = bl._pair_stats(data, valid)
-    regression = bl._apply_regression(data, valid, days, stats)[0]
-    targets = [int(np.flatnonzero(sim.cloudy["time"].values == t)[0]) for t in sim.targets]
+def score(scene, setting) -> dict:
+    targets = scene.targets
     start = time.perf_counter()
     if setting is None:
-        pred = bl.local_correction(data, valid, mask, regression.copy())
+        pred = bl.local_correction(scene.data, scene.valid, scene.mask, scene.regression.copy())
     else:
-        pred = regression.copy()
-        maps = bl.pair_maps(stats)
+        pred = scene.regression.copy()
         for d in targets:
-            pred[d] = adapted(data, valid, regression, d, maps, setting)
+            pred[d] = adapted(scene, d, setting)
     seconds = time.perf_counter() - start
-    under = sim.mask.values[targets]
-    err = np.moveaxis((pred[targets] - truth[targets]) ** 2, 1, 0)[:, under]
+    err = np.moveaxis((pred[targets] - scene.truth[targets]) ** 2, 1, 0)[:, scene.under]
     return {"PSNR_cloud": float(10 * np.log10(1 / np.nanmean(err))),
             "s_per_date": seconds / len(targets)}  # fmt: skip
 
 
-def scored_share(sim) -> float:
+def scored_share(scene) -> float:
     """Share of the laid cloud on the targets that has a fill (a clear date elsewhere)."""
-    data = sim.cloudy.values.astype(np.float32)
-    valid = bl._valid(data, sim.true_mask.values)
-    days = bl._days(sim.cloudy["time"].values)
-    regression = bl._apply_regression(data, valid, days, bl._pair_stats(data, valid))[0]
-    targets = np.isin(sim.cloudy["time"].values, sim.targets)
-    under = sim.mask.values[targets]
-    return float(np.isfinite(regression[targets]).all(1)[under].mean())
+    return float(np.isfinite(scene.regression[scene.targets]).all(1)[scene.under].mean())
 
 
 def main() -> None:
@@ -176,9 +181,10 @@ def main() -> None:
         if args.split not in (split, "both"):
             continue
         for case, sim in make().items():
-            shares[f"{split} / {case}"] = scored_share(sim)
+            scene = prepare(sim)
+            shares[f"{split} / {case}"] = scored_share(scene)
             for name, setting in [] if args.reuse else VARIANTS.items():
-                row = {"split": split, "case": case, "fill": name, **score(sim, setting)}
+                row = {"split": split, "case": case, "fill": name, **score(scene, setting)}
                 rows.append(row)
                 print(row, flush=True)
     for r in rows:

@@ -24,6 +24,8 @@ Writes ``benchmarks/results/mask_false_alarms.md`` (and ``.json``).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import shared_data as sd
@@ -32,6 +34,8 @@ from scipy import ndimage
 import xcloudfree
 from xcloudfree.masking import _days
 from xcloudfree.masking.classes import CLEAR, FILLED, SNOW, THICK, THIN
+from xcloudfree.masking.haze import RADIUS as HAZE_RADIUS
+from xcloudfree.masking.neighbourhood import box_sum
 from xcloudfree.masking.spectral import _dilate_block
 from xcloudfree.masking.temporal import mask_inputs, reference
 
@@ -49,6 +53,16 @@ def _undilated(cube):
     return ds["mask_class"].values, np.nan_to_num(ds["cloud_probability"].values)
 
 
+@functools.cache
+def _series(name: str):
+    """A series' cube, its dlmask classes (None for the sample) and undilated mask, once."""
+    if name == "L1C sample":
+        cube, labels = sd.series(), None
+    else:
+        cube, labels = sd.l2a(name)[0], sd.l2a_dlmask(name).values
+    return cube, labels, *_undilated(cube)
+
+
 def _drop_specks(core, prob, area, peak):
     out = core.copy()
     for t in range(core.shape[0]):
@@ -63,24 +77,22 @@ def _drop_specks(core, prob, area, peak):
 
 
 def speck_rows() -> list[dict]:
-    flagged = FILLED
     scenes = sd.clear_patches("train") + [clear for _, clear in sd.pairs("train")]
     kept = {rule: [] for rule in SPECK_RULES}
     for scene in scenes:
         cls, prob = _undilated(scene)
         for rule in SPECK_RULES:
-            mask = _dilate_block(_drop_specks(np.isin(cls, flagged), prob, *rule), DILATE)
+            mask = _dilate_block(_drop_specks(np.isin(cls, FILLED), prob, *rule), DILATE)
             kept[rule].append(1 - float(mask.mean()))
     rows = [{"data": f"{len(scenes)} training clear scenes", "area": a, "peak": p,
              "clear_kept_mean": float(np.mean(k)), "clear_kept_worst": float(np.min(k))}
             for (a, p), k in kept.items()]  # fmt: skip
     for name in ("hungary_romania_34TET", "sweden_34VCL"):
-        cube, _, held = *sd.l2a(name), HELD[name]
-        pick = ~np.isin(cube["time"].values, pd.to_datetime(held).values)
-        ref = sd.l2a_dlmask(name).values[pick] > 0
-        cls, prob = _undilated(cube)
+        cube, labels, cls, prob = _series(name)
+        pick = ~np.isin(cube["time"].values, pd.to_datetime(HELD[name]).values)
+        ref = labels[pick] > 0
         for area, peak in SPECK_RULES:
-            mask = _dilate_block(_drop_specks(np.isin(cls, flagged), prob, area, peak), DILATE)
+            mask = _dilate_block(_drop_specks(np.isin(cls, FILLED), prob, area, peak), DILATE)
             mask = mask[pick]
             tp = float((mask & ref).sum())
             p, r = tp / max(float(mask.sum()), 1.0), tp / max(float(ref.sum()), 1.0)
@@ -93,11 +105,7 @@ def speck_rows() -> list[dict]:
 def red_led_rows() -> list[dict]:
     rows = []
     for name in ("hungary_romania_34TET", "sweden_34VCL", "L1C sample"):
-        if name == "L1C sample":
-            cube, labels = sd.series(), None
-        else:
-            cube, labels = sd.l2a(name)[0], sd.l2a_dlmask(name).values
-        cls, _ = _undilated(cube)
+        cube, labels, cls, _ = _series(name)
         x, valid, _ = mask_inputs(cube.values, [str(b) for b in cube["band"].values])
         clear = valid & np.isin(cls, (CLEAR, SNOW))
         days = _days(cube)
@@ -110,7 +118,8 @@ def red_led_rows() -> list[dict]:
             if thin.mean() < 0.005:
                 continue
             lead = (x[t, 2] - ref[2]) - (x[t, 0] - ref[0])  # red minus blue departure
-            near_thick = ndimage.maximum_filter(cls[t] == THICK, size=49)
+            # As masking.haze asks of the pixels it unmasks: thick cloud within its radius.
+            near_thick = box_sum(cls[t] == THICK, HAZE_RADIUS) > 0
             row = {"data": name, "date": date, "thin": float(thin.mean())}
             for m in MARGINS:
                 rule = thin & (lead > m)
@@ -124,11 +133,12 @@ def red_led_rows() -> list[dict]:
 
 def _table(rows: list[dict]) -> list[str]:
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    fmt = [f"{r[k]:.3f}" if isinstance(r.get(k), float) else str(r.get(k, "")) for r in rows
-           for k in keys]  # fmt: skip
-    body = [fmt[i : i + len(keys)] for i in range(0, len(fmt), len(keys))]
-    return ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys),
-            *("| " + " | ".join(b) + " |" for b in body)]  # fmt: skip
+
+    def cell(value) -> str:
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    body = ["| " + " | ".join(cell(r.get(k, "")) for k in keys) + " |" for r in rows]
+    return ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys), *body]
 
 
 def main() -> None:
