@@ -44,6 +44,7 @@ import xcloudfree
 
 #: (label, method, dilate): the default as applied, the same undilated, the others.
 METHODS = [
+    ("fused (default)", "fused", None),
     ("temporal", "temporal", None),
     ("temporal, undilated", "temporal", 0),
     ("spectral", "spectral", None),
@@ -53,7 +54,7 @@ METHODS = [
 
 
 def _available(method: str) -> bool:
-    if method != "csmask":
+    if method not in ("csmask", "fused"):
         return True
     try:
         import ukis_csmask.mask  # noqa: F401

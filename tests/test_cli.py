@@ -111,7 +111,7 @@ def test_help_is_useful():
         "earth- ", "earth-"
     )
     assert "(default: sentinel-2-l2a)" in text and "(default: 10)" in text
-    assert "(default: temporal)" in text and "(default: None)" not in text
+    assert "(default: fused)" in text and "(default: None)" not in text
 
 
 def test_version(capsys):

@@ -65,7 +65,7 @@ BAD_OPTIONS = {
     "unknown device": ({"device": "tpu"}, OptionError, "use 'auto', 'cpu'", {"device": "cpu"}),
     "cuda without gpu": ({"device": "cuda"}, OptionError, "use device='auto' or 'cpu'",
                          {"device": "auto"}),
-    "unknown mask": ({"mask": "clouds"}, OptionError, "choose one of temporal",
+    "unknown mask": ({"mask": "clouds"}, OptionError, "choose one of fused, temporal",
                      {"mask": "spectral"}),
     "mask of a wrong type": ({"mask": 0.5}, CubeError, "mask source name", {"mask": "temporal"}),
     "threshold with scl": ({"mask": "scl", "threshold": 0.5}, OptionError,
@@ -148,7 +148,7 @@ def test_the_options_are_a_small_picklable_plan(sample):
     assert len(blob) < 2_000  # a reference to the model, never its weights
     assert pickle.loads(blob) == opts
     assert opts.engine.model.startswith("xcloudfree-model:")
-    assert opts.mask == MaskOptions("temporal", threshold=0.4, dilate=3)
+    assert opts.mask == MaskOptions("fused", threshold=0.4, dilate=3)
     with pytest.raises(Exception, match="cannot assign"):
         opts.method = "median"  # frozen: what was checked cannot change afterwards
 
@@ -168,7 +168,7 @@ def test_mask_functions_share_the_front_doors_checks(small):
     for fn in (xcloudfree.mask_classes, xcloudfree.cloud_mask):
         with pytest.raises(OptionError, match="outside 0-1"):
             fn(small, threshold=2)
-        with pytest.raises(OptionError, match="choose one of temporal"):
+        with pytest.raises(OptionError, match="choose one of fused, temporal"):
             fn(small, "clouds")
 
 

@@ -56,8 +56,10 @@ def _with_shadow_and_haze(cube, cloud=True):
 
 
 def test_shadow_and_haze_found_from_the_series(summer):
+    # The temporal network alone: the series' evidence (the default joins it with a
+    # single-date detector, which reads this synthetic veil as thick cloud).
     cube, t = _with_shadow_and_haze(summer)
-    ds = mask_classes(cube, progress=False, dilate=0)
+    ds = mask_classes(cube, "temporal", progress=False, dilate=0)
     cls = ds["mask_class"].values[t]
     assert (cls[14:36, 14:36] == mc.SHADOW).mean() > 0.8
     assert ds["cloud_mask"].values[t, 4:30, 46:58].mean() > 0.9
@@ -71,7 +73,7 @@ def test_shadow_and_haze_found_from_the_series(summer):
 def test_a_shadow_needs_a_cloud_within_reach(summer):
     """The same dark patch with no cloud on its date is dark ground, not cloud shadow."""
     cube, t = _with_shadow_and_haze(summer, cloud=False)
-    cls = mask_classes(cube, progress=False, dilate=0)["mask_class"].values[t]
+    cls = mask_classes(cube, "temporal", progress=False, dilate=0)["mask_class"].values[t]
     assert (cls[14:36, 14:36] == mc.SHADOW).mean() < 0.05
     assert (cls[54:86, 54:86] == mc.THIN).mean() > 0.8  # the haze is still found
     # With the cloud, the sun's height decides: the search reaches 3 km / tan(elevation).
@@ -80,7 +82,7 @@ def test_a_shadow_needs_a_cloud_within_reach(summer):
     near, far = 80.0, 10.0  # degrees: 1 km (5 px) and 6 km (30 px)
     for elevation, kept in ((near, False), (far, True)):
         sun = coarse.assign_coords(sun_elevation=("time", np.full(cube.sizes["time"], elevation)))
-        cls = mask_classes(sun, progress=False, dilate=0)["mask_class"].values[t]
+        cls = mask_classes(sun, "temporal", progress=False, dilate=0)["mask_class"].values[t]
         assert bool((cls[14:36, 14:36] == mc.SHADOW).mean() > 0.8) is kept
 
 

@@ -149,12 +149,16 @@ def test_remove_is_lazy_until_computed(scene):
 @pytest.mark.parametrize("use_object", [False, True], ids=["shipped", "model-object"])
 def test_graph_of_a_100_chunk_job_is_small(sample, tmp_path, use_object):
     cube = sample.isel(time=slice(14, 16)).pad(y=(0, 264), x=(0, 264), mode="reflect")
-    cube = cube.assign_coords(y=np.arange(520), x=np.arange(520))
+    # The sample's own pixel spacing: the default mask joins its detector at this size.
+    step = float(sample.x[1] - sample.x[0])
+    cube = cube.assign_coords(y=sample.y[0].item() - step * np.arange(520),
+                              x=sample.x[0].item() + step * np.arange(520))  # fmt: skip
     cube.to_dataset(name="r").chunk({"y": 52, "x": 52}).to_zarr(tmp_path / "c.zarr")
     lazy = xr.open_zarr(tmp_path / "c.zarr")["r"]
     assert lazy.data.npartitions == 100
     model = copy.deepcopy(pretrained()) if use_object else None
     out = xcloudfree.remove(lazy, model=model)
+    assert out.attrs["mask"].startswith("ukis-csmask joined with")
     size = len(cloudpickle.dumps(dict(out.__dask_graph__())))
     assert size < 1_000_000, f"graph pickles to {size / 1e6:.2f} MB"
     assert out.reflectance.data.npartitions == 100

@@ -9,7 +9,7 @@ from xcloudfree.errors import OptionError
 from xcloudfree.fills import spatial
 
 CLEAR = "2018-08-09"  # a clear date of the sample (0.0 % masked)
-DONOR = "2018-12-07"  # a half-cloudy date: its own mask is a real cloud shape
+DONOR = "2018-01-21"  # a partly cloudy date: its own mask is a real cloud shape
 
 
 @pytest.fixture(scope="module")
@@ -95,16 +95,22 @@ def test_a_date_with_nothing_clear_is_kept_and_marked_not_filled(sample):
     assert (out.fill_source.values == 3).all()
 
 
-def test_a_series_keeps_never_clear_pixels_unless_asked(sample):
-    # Default: "inpaint" for one date, "keep" for a series; either can be asked for.
+def test_a_series_inpaints_never_clear_pixels_and_says_so(sample):
+    # Default: "inpaint", with a warning giving the share; "keep" can be asked for.
     scene = sample.isel(time=slice(0, 3), y=slice(0, 64), x=slice(0, 64))
     mask = xr.zeros_like(scene.isel(band=0, drop=True), dtype=bool)
     mask[:, 20:30, 20:30] = True  # cloudy on every date there, clear around
-    kept = xcloudfree.remove(scene, method="nearest", mask=mask, progress=False)
-    assert (kept.fill_source.values[:, 20:30, 20:30] == 3).all()
-    np.testing.assert_array_equal(kept.reflectance.values, scene.values)
-    filled = xcloudfree.remove(scene, "nearest", mask=mask, fallback="inpaint", progress=False)
+    mask[1, 40:44, 40:44] = True  # cloudy on one date: the other dates fill it
+    with pytest.warns(xcloudfree.UnfilledWarning, match=r"94\.9% of the masked pixels"):
+        filled = xcloudfree.remove(scene, "nearest", mask=mask, progress=False)
     assert (filled.fill_source.values[:, 20:30, 20:30] == 2).all()
+    assert (filled.fill_source.values[1, 40:44, 40:44] == 1).all()
+    with pytest.warns(xcloudfree.UnfilledWarning, match="left as they were"):
+        kept = xcloudfree.remove(scene, "nearest", mask=mask, fallback="keep", progress=False)
+    assert (kept.fill_source.values[:, 20:30, 20:30] == 3).all()
+    np.testing.assert_array_equal(
+        kept.reflectance.values[:, :, 20:30, 20:30], scene.values[:, :, 20:30, 20:30]
+    )
 
 
 def test_a_pixel_another_date_can_fill_is_never_inpainted(sample):

@@ -12,7 +12,13 @@ classical fills, and :mod:`xcloudfree.options` validates every option once.
 from . import accessor, chunking, errors, fills, io, masking, metrics, options
 from ._version import __version__
 from .cube import as_cube, band_id
-from .errors import ModelFileError, OptionError, RechunkWarning, XCloudFreeError
+from .errors import (
+    ModelFileError,
+    OptionError,
+    RechunkWarning,
+    UnfilledWarning,
+    XCloudFreeError,
+)
 from .fills.baselines import BASELINES
 from .fills.composite import composite
 from .io import datasets, writers
@@ -53,6 +59,7 @@ __all__ = [
     "OptionError",
     "RechunkWarning",
     "SimulatedClouds",
+    "UnfilledWarning",
     "XCloudFreeError",
     "__version__",
     "accessor",

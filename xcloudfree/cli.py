@@ -153,8 +153,9 @@ def _parser() -> argparse.ArgumentParser:
         help="cloud-removal method: hybrid is the shipped STGAN + CycleGAN model",
     )  # fmt: skip
     common.add_argument(
-        "--mask", default="temporal", choices=MASK_METHODS,
-        help="cloud, haze and shadow mask: temporal is the shipped mask network; scl "
+        "--mask", default="fused", choices=MASK_METHODS,
+        help="cloud, haze and shadow mask: fused joins ukis-csmask's cloud and shadow with "
+        "the haze of the shipped temporal mask network; temporal is that network alone; scl "
         "loads the L2A scene classification with the cube",
     )  # fmt: skip
     common.add_argument(

@@ -21,6 +21,7 @@ __all__ = [
     "ScaleError",
     "StacError",
     "TimeError",
+    "UnfilledWarning",
     "XCloudFreeError",
 ]
 
@@ -67,6 +68,16 @@ class OptionError(XCloudFreeError, ValueError):
 
 class ModelFileError(XCloudFreeError, ValueError):
     """A model file is unreadable, not an xcloudfree model, or saved by a newer version."""
+
+
+class UnfilledWarning(UserWarning):
+    """Masked pixels had no clear observation on any other date of the series.
+
+    The message gives their share and what became of them: filled from the same
+    date's surroundings (``fill_source == 2``, the default) or left as they were
+    (``fill_source == 3``, with ``fallback="keep"`` or where nothing clear is within
+    reach). A longer series, or a mask that calls fewer pixels cloudy, leaves fewer.
+    """
 
 
 class RechunkWarning(UserWarning):

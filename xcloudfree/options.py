@@ -37,7 +37,7 @@ __all__ = ["MASK_SOURCES", "METHODS", "EngineOptions", "MaskOptions", "RemovalOp
 #: STGAN + CycleGAN model.
 METHODS: tuple[str, ...] = ("hybrid", *BASELINES)
 #: Named mask sources accepted by ``mask=`` / ``method=`` of the mask functions.
-MASK_SOURCES: tuple[str, ...] = ("temporal", "spectral", "scl", "csmask", "model")
+MASK_SOURCES: tuple[str, ...] = ("fused", "temporal", "spectral", "scl", "csmask", "model")
 #: The hybrid's stages, in the order they run.
 STAGES: tuple[str, ...] = ("stgan", "cyclegan")
 #: Most pixels each window keeps along an axis (the model also reads its halo).
@@ -66,7 +66,7 @@ class MaskOptions:
     xcloudfree.errors.OptionError: dilate=-1 must be a whole number of pixels >= 0, e.g. 2
     """
 
-    source: str | Callable[[xr.DataArray], xr.DataArray] = "temporal"
+    source: str | Callable[[xr.DataArray], xr.DataArray] = "fused"
     threshold: float | None = None
     dilate: int | None = None
     device: Any = "auto"
@@ -98,7 +98,7 @@ class MaskOptions:
             raise OptionError(
                 f"threshold= does not apply to method={self.source!r} (it has classes only)"
             )
-        if self.source in ("temporal", "model"):
+        if self.source in ("fused", "temporal", "model"):
             from .inference.devices import resolve_device
 
             resolve_device(self.device)
@@ -251,7 +251,7 @@ class RemovalOptions:
             mask_options = None
         elif mask is None or isinstance(mask, str) or callable(mask):
             mask_options = MaskOptions(
-                "temporal" if mask is None else mask, threshold=threshold, dilate=dilate,
+                "fused" if mask is None else mask, threshold=threshold, dilate=dilate,
                 device=device, progress=progress,
             )  # fmt: skip
         else:

@@ -8,6 +8,7 @@ in :func:`xcloudfree.fills.fill`.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ import xarray as xr
 from ._version import __version__
 from .chunking import apply_policy
 from .cube import as_cube, band_variables
-from .errors import ModelUnavailableError
+from .errors import ModelUnavailableError, UnfilledWarning
 from .fills.baselines import LOCAL_HALO, REGRESSIONS, error_from_quality, fill
 from .fills.spatial import inpaint_unfilled
 from .masking import as_mask, resolve_mask
@@ -68,7 +69,7 @@ def remove(
         around the cloud; see :mod:`xcloudfree.fills.baselines`).
     mask
         Which pixels to fill: a mask source of :func:`xcloudfree.mask_classes`
-        (``"temporal"``, the default for every method, ``"spectral"``, ``"scl"``,
+        (``"fused"``, the default for every method, ``"temporal"``, ``"spectral"``, ``"scl"``,
         ``"csmask"``, ``"model"``, or a callable), or your own boolean mask
         ``(time, y, x)`` DataArray, used as given. ``cube.cloudfree.mask()`` with
         the same ``mask``, ``threshold`` and ``dilate`` is exactly the mask applied.
@@ -122,9 +123,10 @@ def remove(
         (:mod:`xcloudfree.fills.spatial`; ``fill_source == 2``, with the larger
         expected error of that scale); ``"keep"`` keeps the cloudy input and ``"nan"``
         makes it NaN (``fill_source == 3`` for both, as for a pixel with nothing within
-        reach to fill from). Default: ``"inpaint"`` for a single date, ``"keep"`` for
-        a series (there it touches only pixels cloudy on every date, and on dask its
-        halo still makes peak memory grow with the area).
+        reach to fill from). Default: ``"inpaint"`` (in a series it touches only
+        pixels masked on every date). Eager input warns
+        (:class:`~xcloudfree.errors.UnfilledWarning`) with the share of masked pixels
+        that no other date could fill; on dask, ``fill_source`` says so per pixel.
     progress
         Show progress bars while numpy (eager) input is processed. Dask input is
         lazy: see its progress with ``dask.diagnostics.ProgressBar`` or
@@ -176,7 +178,7 @@ def remove(
     labels = _band_labels(cube)
     cube = as_cube(cube, scale=scale, offset=offset)
     if fallback is None:
-        fallback = "inpaint" if cube.sizes["time"] == 1 else "keep"
+        fallback = "inpaint"
     if options.engine is not None:
         from .inference import run
 
@@ -194,6 +196,8 @@ def remove(
     reflectance, quality, source = inpaint_unfilled(
         reflectance, quality, applied, fallback, observed=cube
     )
+    if source.chunks is None:
+        _warn_unfilled(source.values, cube.sizes["time"], fallback)
     reflectance.name = "reflectance"
     variables = {
         "reflectance": reflectance,
@@ -230,3 +234,30 @@ def remove(
         source = shipped if ref is None else f"user model {ref!r}"[:120]
         ds.attrs["model"] = f"{source} (weights {fingerprint(options.engine.network())})"
     return ds
+
+
+#: Share of the masked pixels, with no clear observation on another date, below which
+#: ``remove()`` does not warn.
+UNFILLED_FLOOR = 0.001
+
+
+def _warn_unfilled(source: np.ndarray, dates: int, fallback: str) -> None:
+    """Say how many masked pixels no other date could fill, and what became of them."""
+    masked = int((source > 0).sum())
+    same_date, left = int((source == 2).sum()), int((source == 3).sum())
+    # One date: filling from the surroundings is all there is, and was asked for. Under
+    # UNFILLED_FLOOR of the masked pixels (a bright roof masked on every date), the
+    # warning would be noise: fill_source still says so per pixel.
+    if dates == 1 or same_date + left <= UNFILLED_FLOOR * masked:
+        return
+    what = f"{same_date / masked:.1%} of them filled from the same date's surroundings"
+    if left:
+        how = {"keep": "left as they were", "nan": "made NaN"}.get(
+            fallback, "out of the same-date fill's reach, left as they were"
+        )
+        what += f", {left / masked:.1%} {how} (fill_source 3)"
+    warnings.warn(
+        f"{(same_date + left) / masked:.1%} of the masked pixels have no clear observation "
+        f"on any other date: {what}. A longer series fills more of them from other dates",
+        UnfilledWarning, stacklevel=3,
+    )  # fmt: skip

@@ -5,7 +5,13 @@
 exactly what :func:`cloud_mask` returns with the same arguments. Sources
 (``method=``):
 
-``"temporal"`` (default)
+``"fused"`` (default)
+    ukis-csmask's single-date cloud and shadow joined with the temporal network's haze
+    and thin cloud, each trusted for what it can see (:mod:`xcloudfree.masking.fused`):
+    opaque cloud on surfaces this project never saw, haze that only the series shows,
+    and no "haze" on bright fields whose departure is the ground changing. Its
+    ``cloud_probability`` is the temporal network's.
+``"temporal"``
     The shipped temporal mask network (:mod:`xcloudfree.masking.temporal`): each
     date against a reference from the other dates of the series, three passes,
     classes clear / thick / thin-haze / shadow / snow; a shadow with no thick cloud
@@ -18,8 +24,8 @@ exactly what :func:`cloud_mask` returns with the same arguments. Sources
     The Sentinel-2 L2A scene classification, from a ``scl`` coordinate
     ``(time, y, x)`` on the cube: ``cube.assign_coords(scl=scl)``.
 ``"csmask"``
-    ukis-csmask (DLR), if installed (``pip install ukis-csmask[cpu]``): its 6-band
-    (or 4-band) model per date, run at about 30 m.
+    ukis-csmask (DLR) alone (:mod:`xcloudfree.masking.detector`): its 6-band (or
+    4-band) L1C or L2A model per date, run at about 30 m; cloud and shadow, no haze.
 ``"model"``
     The hybrid model's own mask head (the default before version 0.3).
 a callable
@@ -39,7 +45,7 @@ import xarray as xr
 from ..cube import as_cube
 from ..errors import CubeError, OptionError
 from ..options import MASK_SOURCES, MaskOptions
-from .classes import CLEAR, FILLED, NODATA, SHADOW, SNOW, THICK, THIN, class_attrs, from_scl
+from .classes import CLEAR, FILLED, NODATA, SNOW, THICK, THIN, class_attrs, from_scl
 from .shadows import _pixel_metres, search_radius, shadows_need_clouds
 from .spectral import checked_probability, dilate_mask
 
@@ -175,53 +181,103 @@ def _scl_classes(cube: xr.DataArray) -> xr.DataArray:
     return scl.copy(data=scl.data.map_blocks(from_scl, dtype=np.uint8))
 
 
-def _csmask_block(block: np.ndarray, *, bands, factor, level) -> np.ndarray:
-    try:
-        from ukis_csmask.mask import CSmask
-    except ImportError as exc:
-        raise OptionError(
-            "method='csmask' needs ukis-csmask: pip install 'ukis-csmask[cpu]'"
-        ) from exc
-    import warnings
+def _is_l2a(cube: xr.DataArray) -> bool:
+    """Surface reflectance (L2A) by the cube's own word: its product or STAC collection,
+    or a scene classification beside it; otherwise top of atmosphere (L1C)."""
+    said = f"{cube.attrs.get('product', '')} {cube.attrs.get('stac_collection', '')}"
+    return "L2A" in said.upper() or "scl" in cube.coords
 
-    names = ["B02", "B03", "B04", "B08" if "B08" in bands else "B8A"]
-    order = ["blue", "green", "red", "nir"]
-    if "B11" in bands and "B12" in bands:
-        names, order = [*names, "B11", "B12"], [*order, "swir16", "swir22"]
-    t, _, h, w = block.shape
-    hh, ww = -(-h // factor) * factor, -(-w // factor) * factor
-    out = np.full((t, h, w), NODATA, np.uint8)
-    for i in range(t):
-        img = np.stack([block[i, bands.index(n)] for n in names], -1).astype(np.float32)
-        bad = ~np.isfinite(img).all(-1)
-        img = np.pad(
-            np.nan_to_num(img, nan=0.0, posinf=0.0, neginf=0.0),
-            ((0, hh - h), (0, ww - w), (0, 0)),
-            mode="edge",
-        )
-        img = img.reshape(hh // factor, factor, ww // factor, factor, -1).mean((1, 3))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # its small-image warning
-            c = np.squeeze(CSmask(img, band_order=order, product_level=level,
-                                  invalid_buffer=0).csm)  # fmt: skip
-        c = np.repeat(np.repeat(c, factor, 0), factor, 1)[:h, :w]
-        cls = np.select([c == 1, c == 2], [THICK, SHADOW], CLEAR).astype(np.uint8)
-        cls[bad] = NODATA
-        out[i] = cls
-    return out
+
+def _detector_setup(cube: xr.DataArray) -> tuple[list[str], int, str]:
+    """The detector's bands, its block-mean factor to about 30 m, and the product level."""
+    from .detector import detector_inputs
+
+    names, _ = detector_inputs(cube["band"].values)
+    factor = max(1, round(30 / _pixel_metres(cube)))
+    return names, factor, "l2a" if _is_l2a(cube) else "l1c"
 
 
 def _csmask_classes(cube: xr.DataArray) -> xr.DataArray:
-    bands = [str(b) for b in cube["band"].values]
-    factor = max(1, round(30 / _pixel_metres(cube)))
-    level = "l2a" if "L2A" in str(cube.attrs.get("product", "")).upper() else "l1c"
-    kw = {"bands": bands, "factor": factor, "level": level}
+    """ukis-csmask's classes per date at about 30 m, back on the cube's grid
+    (:mod:`.detector`: a tile grid fixed to the cube, so the same on any chunking)."""
+    from . import detector
+
+    names, factor, level = _detector_setup(cube)
+    data = cube.sel(band=names).transpose("time", "band", "y", "x").data
+    size = data.shape[2:]
+    kw = {"factor": factor, "level": level, "size": size}
+    if isinstance(data, np.ndarray):
+        whole = [[0, -(-n // factor)] for n in size]
+        out = detector.classify_native(data, starts=whole, at=(0, 0), **kw)
+    else:
+        import dask.array as dsa
+
+        starts = detector.tile_chunks(size, factor, data.chunks[2:])
+        native = [tuple(np.diff([min(b * factor, n) for b in s]).tolist())
+                  for s, n in zip(starts, size)]  # fmt: skip
+        data = data.rechunk({0: -1, 1: -1, 2: native[0], 3: native[1]})
+        margin = detector.MARGIN * factor
+        depth = {0: 0, 1: 0, **{2 + i: margin if len(c) > 1 else 0 for i, c in enumerate(native)}}
+        ov = dsa.overlap.overlap(data, depth=depth, boundary="none")
+        out = ov.map_blocks(
+            _detector_block, drop_axis=1, dtype=np.uint8, chunks=(data.chunks[0], *native),
+            starts=starts, **kw,
+        )  # fmt: skip
+        out = out.rechunk((cube.data.chunks[0], *cube.data.chunks[2:]))
+    return cube.isel(band=0, drop=True).copy(data=out)
+
+
+def _detector_block(block, *, starts, block_info=None, **kw):
+    from .detector import classify_native
+
+    _, i, j = block_info[None]["chunk-location"]
+    return classify_native(block, starts=starts, at=(i, j), **kw)
+
+
+def _fused_candidates(values, temporal, single, *, bands, days) -> np.ndarray:
+    from .fused import candidates
+    from .temporal import mask_inputs
+
+    return candidates(temporal, single, mask_inputs(values, bands)[0][:, :4], days)
+
+
+def _fused_classes(
+    cube: xr.DataArray, temporal: xr.DataArray, single: xr.DataArray
+) -> xr.DataArray:  # fmt: skip
+    """:func:`.fused.fuse` of the temporal and the single-date classes: the per-pixel
+    part chunk by chunk, the faint-haze check with its halo; then shadows need a thick
+    cloud of the join."""
+    from ..chunking import apply_policy, overlap_depth
+    from .fused import settle
+    from .haze import RADIUS as HAZE_RADIUS
+
+    cube = apply_policy(cube, halo=HAZE_RADIUS)
+    kw = {"bands": [str(b) for b in cube["band"].values], "days": _days(cube)}
+    temporal = temporal.transpose("time", "y", "x")
+    single = single.transpose("time", "y", "x")
     data = cube.data
     if isinstance(data, np.ndarray):
-        out = _csmask_block(data, **kw)
+        cand = _fused_candidates(data, np.asarray(temporal.values), np.asarray(single.values),
+                                 **kw)  # fmt: skip
+        out = settle(cand)
     else:
-        out = data.map_blocks(_csmask_block, drop_axis=1, dtype=np.uint8, **kw)
-    return cube.isel(band=0, drop=True).copy(data=out)
+        import dask.array as dsa
+
+        grid = (data.chunks[0], *data.chunks[2:])
+        cand = dsa.map_blocks(
+            _fused_candidates, data, dsa.asarray(temporal.data).rechunk(grid),
+            dsa.asarray(single.data).rechunk(grid), dtype=np.float32,
+            chunks=(data.chunks[0], (2,), *data.chunks[2:]), **kw,
+        )  # fmt: skip
+        depth = overlap_depth(cand.shape, HAZE_RADIUS)
+        ov = dsa.overlap.overlap(cand, depth=depth, boundary="none")
+        out = ov.map_blocks(settle, drop_axis=1, dtype=np.uint8,
+                            chunks=(ov.chunks[0], *ov.chunks[2:]))  # fmt: skip
+        out = dsa.overlap.trim_internal(out, {0: 0, 1: depth[2], 2: depth[3]}, boundary="none")
+    classes = temporal.copy(data=out)
+    # A shadow needs a cloud: the join's thick cloud, not the network's alone.
+    thick = (classes == THICK).astype(np.float32).where(classes != NODATA)
+    return shadows_need_clouds(classes, thick, search_radius(cube))
 
 
 def as_mask(mask: Any, cube: xr.DataArray) -> xr.DataArray:
@@ -311,7 +367,7 @@ def resolve_mask(
 
 def mask_classes(
     cube: xr.DataArray,
-    method: str | Callable[[xr.DataArray], xr.DataArray] = "temporal",
+    method: str | Callable[[xr.DataArray], xr.DataArray] = "fused",
     *,
     threshold: float | None = None,
     dilate: int | None = None,
@@ -329,7 +385,7 @@ def mask_classes(
         B11 and B12 help where present. Dask input stays lazy (time and band must
         be one chunk each; :func:`xcloudfree.remove` rechunks for you).
     method
-        ``"temporal"`` (default), ``"spectral"``, ``"scl"``, ``"csmask"``,
+        ``"fused"`` (default), ``"temporal"``, ``"spectral"``, ``"scl"``, ``"csmask"``,
         ``"model"``, or a callable ``f(cube)`` returning a bool ``(time, y, x)``
         mask; see :mod:`xcloudfree.masking`.
     threshold
@@ -382,7 +438,7 @@ def classes_for(cube: xr.DataArray, options: MaskOptions) -> xr.Dataset:
         cls = xr.where(mask, THICK, CLEAR).astype(np.uint8)
         ds = xr.Dataset({"cloud_mask": mask, "mask_class": cls})
         label = f"user callable {getattr(method, '__name__', repr(method))}"
-    elif method == "temporal":
+    elif method in ("temporal", "fused"):
         net = pretrained_mask()
         cut = net.config.threshold if threshold is None else threshold
         probs = _temporal_probabilities(cube, device, progress, cut)
@@ -391,11 +447,21 @@ def classes_for(cube: xr.DataArray, options: MaskOptions) -> xr.Dataset:
         # A shadow with no thick cloud within reach is dark ground (masking.shadows).
         classes = shadows_need_clouds(classes, probs.isel({"class": THICK}, drop=True),
                                       search_radius(cube))  # fmt: skip
-        ds = _from_classes(classes, grow).assign(cloud_probability=p_fill)
         from ..models.files import fingerprint
 
         label = (f"{net.config.name} {net.config.version} (weights {fingerprint(net)}): "
                  f"p(cloud, haze or shadow) > {cut:g}")  # fmt: skip
+        if method == "fused":
+            from .detector import MIN_CONTEXT
+
+            factor = _detector_setup(cube)[1]
+            if min(cube.sizes["y"], cube.sizes["x"]) >= MIN_CONTEXT * factor:
+                classes = _fused_classes(cube, classes, _csmask_classes(cube))
+                label = f"ukis-csmask joined with {label} (xcloudfree.masking.fused)"
+            else:
+                label = (f"{label}; ukis-csmask not joined: the cube is under {MIN_CONTEXT} "
+                         "detector pixels (about 30 m) on a side")  # fmt: skip
+        ds = _from_classes(classes, grow).assign(cloud_probability=p_fill)
     elif method in ("spectral", "model"):
         engine = None
         if method == "model":
@@ -434,7 +500,7 @@ def classes_for(cube: xr.DataArray, options: MaskOptions) -> xr.Dataset:
 
 def cloud_mask(
     cube: xr.DataArray,
-    method: str | Callable[[xr.DataArray], xr.DataArray] = "temporal",
+    method: str | Callable[[xr.DataArray], xr.DataArray] = "fused",
     *,
     threshold: float | None = None,
     dilate: int | None = None,
