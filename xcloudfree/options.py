@@ -12,7 +12,7 @@ Examples
 --------
 >>> opts = RemovalOptions.build("regression", adapt=True)
 >>> opts.method, opts.engine.adapt, opts.engine.stages, opts.mask.source
-('regression', True, (), 'temporal')
+('regression', True, (), 'fused')
 >>> RemovalOptions.build("median", dtype="bfloat16")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
