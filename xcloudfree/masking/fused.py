@@ -19,8 +19,9 @@ of its nearest dates that *both* sources call clear, the temporal mask's referen
   Without a clear reference (one date alone, or a run of overcast dates) the network
   has only the date's own spectrum, which it learned on four places, and the detector,
   which learned it on many, decides alone;
-* **shadow**: either source's shadow (the temporal one has already passed
-  :mod:`.shadows`' check that a thick cloud lies within reach);
+* **shadow**: either source's shadow; after the join, :func:`.shadows.shadows_need_clouds`
+  keeps only those with a thick cloud *of the join* within reach (the network's own
+  check ran on its own thick cloud, which the join may have dropped);
 * **haze / thin cloud**: the temporal network's, only where the date *has* a clear
   reference (haze is a departure from the pixel's history; a single date has none);
   not where the departure is the ground changing: a white veil of opacity ``a`` moves
