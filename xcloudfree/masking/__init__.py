@@ -117,17 +117,23 @@ def _temporal_block(
     return unmask_faint_haze(probs, blue, threshold)
 
 
-def _temporal_probabilities(
-    cube: xr.DataArray, device: Any, progress: bool, threshold: float
-) -> xr.DataArray:
-    from ..chunking import apply_policy, overlap_depth
-    from ..inference.engine import _progress
+def _temporal_halo() -> int:
+    """Pixels of context a chunk of the temporal mask reads: the network's, and the
+    surface and haze checks' around it (the join's faint-haze check needs less)."""
     from .haze import RADIUS as HAZE_RADIUS
     from .persistent import RADIUS
 
-    # The network's context, and the surface and haze checks' around it.
-    halo = pretrained_mask().config.halo + RADIUS + HAZE_RADIUS
-    cube = apply_policy(cube, halo=halo)
+    return pretrained_mask().config.halo + RADIUS + HAZE_RADIUS
+
+
+def _temporal_probabilities(
+    cube: xr.DataArray, device: Any, progress: bool, threshold: float
+) -> xr.DataArray:
+    """Class probabilities of a cube chunked by the policy for :func:`_temporal_halo`."""
+    from ..chunking import overlap_depth
+    from ..inference.engine import _progress
+
+    halo = _temporal_halo()
     kw = {"bands": [str(b) for b in cube["band"].values], "days": _days(cube), "device": device,
           "threshold": threshold}  # fmt: skip
     data = cube.data
@@ -246,12 +252,11 @@ def _fused_classes(
 ) -> xr.DataArray:  # fmt: skip
     """:func:`.fused.fuse` of the temporal and the single-date classes: the per-pixel
     part chunk by chunk, the faint-haze check with its halo; then shadows need a thick
-    cloud of the join."""
-    from ..chunking import apply_policy, overlap_depth
+    cloud of the join. ``cube`` is chunked as for the temporal mask, whose halo is wider."""
+    from ..chunking import overlap_depth
     from .fused import settle
     from .haze import RADIUS as HAZE_RADIUS
 
-    cube = apply_policy(cube, halo=HAZE_RADIUS)
     kw = {"bands": [str(b) for b in cube["band"].values], "days": _days(cube)}
     temporal = temporal.transpose("time", "y", "x")
     single = single.transpose("time", "y", "x")
@@ -439,6 +444,10 @@ def classes_for(cube: xr.DataArray, options: MaskOptions) -> xr.Dataset:
         ds = xr.Dataset({"cloud_mask": mask, "mask_class": cls})
         label = f"user callable {getattr(method, '__name__', repr(method))}"
     elif method in ("temporal", "fused"):
+        from ..chunking import apply_policy
+
+        # Chunked once for both parts, so that the join reads the network's chunks.
+        cube = apply_policy(cube, halo=_temporal_halo())
         net = pretrained_mask()
         cut = net.config.threshold if threshold is None else threshold
         probs = _temporal_probabilities(cube, device, progress, cut)

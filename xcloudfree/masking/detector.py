@@ -87,10 +87,6 @@ def detector_inputs(bands: Sequence[str]) -> tuple[list[str], bool]:
     return ([*names, "B11", "B12"] if six else names), six
 
 
-def _tiles(n: int) -> list[tuple[int, int]]:
-    return [(s, min(s + CORE, n)) for s in range(0, n, CORE)]
-
-
 def classify(
     coarse: np.ndarray, *, level: str, offset: tuple[int, int] = (0, 0),
     whole: tuple[int, int] | None = None, region: tuple[tuple[int, int], ...] | None = None,
